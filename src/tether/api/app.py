@@ -1,0 +1,91 @@
+"""The REST application: ``create_app(store_url)`` wires store, model service and routes.
+
+Routes: ``/v1/{networks,ports,routers,chassis,gateways}``, ``/v1/gateways/{ref}/bindings``,
+``/v1/bulk``, ``/v1/status``, ``/v1/watch``, ``/metrics``, ``/healthz``; OpenAPI at
+``/openapi.json`` and ``/docs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import tether
+from tether.api import resources, watch
+from tether.api.errors import install_error_handlers
+from tether.api.metrics import Metrics
+from tether.service.ids import RandomIds
+from tether.service.models import ModelService
+from tether.store import open_store
+
+__all__ = ["create_app"]
+
+
+def create_app(store_url: str) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(store_url)
+        models = ModelService(store, RandomIds())
+        await models.start()
+        metrics.watch_model(models)
+        app.state.store = store
+        app.state.models = models
+        try:
+            yield
+        finally:
+            await models.stop()
+            await store.close()
+
+    app = FastAPI(
+        title="tether",
+        version=tether.__version__,
+        description="Network virtualization controller for hardware VTEPs and Open vSwitch.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(resources.router)
+    app.include_router(watch.router)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        store = request.app.state.store
+        return {"ok": True, "revision": await store.revision()}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/status", tags=["operations"])
+    async def status(request: Request) -> dict[str, Any]:
+        models: ModelService = request.app.state.models
+        store = request.app.state.store
+        errors = [
+            {"kind": kind, "id": obj.id, "name": obj.name, "message": obj.status.message}
+            for kind, objects in models.catalog.objects.items()
+            for obj in objects.values()
+            if obj.status.state == "error"
+        ]
+        return {
+            "version": tether.__version__,
+            "store": {"backend": store.name, "revision": await store.revision()},
+            "model_revision": models.catalog.fence_revision,
+            "objects": {kind: models.catalog.count(kind) for kind in models.catalog.objects},
+            "errors": errors,
+        }
+
+    return app
+
+
+class _MetricsMiddleware:
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.handler = metrics.middleware(app)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.handler(scope, receive, send)

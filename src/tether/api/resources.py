@@ -1,0 +1,302 @@
+"""REST routes of the resources: translation between HTTP and the model service only.
+
+Every object is addressable by id or by name (``?tenant=`` disambiguates names shared by
+tenants). Lists are sorted by id and paginated with ``limit`` and the ``next`` cursor.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these annotations at runtime.
+
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from tether.model import KINDS, Resource, Rules
+from tether.model.bulk import BulkRequest, apply_bulk
+from tether.model.resources import (
+    Chassis,
+    ChassisCreate,
+    ChassisUpdate,
+    Gateway,
+    GatewayBinding,
+    GatewayBindingCreate,
+    GatewayCreate,
+    GatewayUpdate,
+    Network,
+    NetworkCreate,
+    NetworkUpdate,
+    Port,
+    PortCreate,
+    PortUpdate,
+    Router,
+    RouterCreate,
+    RouterUpdate,
+)
+from tether.service.models import ModelService
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+R = TypeVar("R", bound=Resource)
+
+KIND_CLASS: dict[str, type[Resource]] = KINDS
+MAX_PAGE = 1000
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+    next: str | None = None
+    """Pass as ``after`` to get the next page; absent on the last page."""
+
+
+class Deleted(BaseModel):
+    deleted: dict[str, Any]
+    revision: int
+
+
+class BulkResult(BaseModel):
+    revision: int
+    created: int
+    deleted: int
+    ids: list[str]
+
+
+def _service(request: Request) -> ModelService:
+    service: ModelService = request.app.state.models
+    return service
+
+
+def _page(
+    objects: list[Resource], *, after: str | None, limit: int, filters: dict[str, str | None]
+) -> Page:
+    wanted = [
+        obj
+        for obj in objects
+        if all(value is None or getattr(obj, key, None) == value for key, value in filters.items())
+    ]
+    wanted.sort(key=lambda obj: obj.id)
+    start = 0
+    if after:
+        start = next((i for i, obj in enumerate(wanted) if obj.id > after), len(wanted))
+    chunk = wanted[start : start + limit]
+    more = start + limit < len(wanted)
+    return Page(
+        items=[obj.model_dump(mode="json") for obj in chunk],
+        total=len(wanted),
+        next=chunk[-1].id if more and chunk else None,
+    )
+
+
+Limit = Query(100, ge=1, le=MAX_PAGE, description="page size")
+After = Query(None, description="the `next` value of the previous page")
+TenantQuery = Query(None, description="tenant of the name (when names repeat across tenants)")
+
+
+async def _write(request: Request, operation: Any) -> Any:
+    result, _ = await _service(request).write(operation)
+    return result
+
+
+# -- networks -------------------------------------------------------------------------------
+
+
+@router.get("/networks", response_model=Page, tags=["networks"])
+async def list_networks(
+    request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
+) -> Page:
+    return _page(_service(request).objects("networks"), after=after, limit=limit, filters={"tenant": tenant})
+
+
+@router.post("/networks", response_model=Network, status_code=201, tags=["networks"])
+async def create_network(request: Request, body: NetworkCreate) -> Any:
+    return await _write(request, lambda rules: rules.create_network(body))
+
+
+@router.get("/networks/{ref}", response_model=Network, tags=["networks"])
+async def get_network(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
+    return _service(request).catalog.resolve(Network, ref, tenant=tenant, field="network")
+
+
+@router.patch("/networks/{ref}", response_model=Network, tags=["networks"])
+async def update_network(
+    request: Request, ref: str, body: NetworkUpdate, tenant: str | None = TenantQuery
+) -> Any:
+    return await _write(request, lambda rules: rules.update_network(ref, body, tenant))
+
+
+@router.delete("/networks/{ref}", response_model=Deleted, tags=["networks"])
+async def delete_network(
+    request: Request, ref: str, force: bool = False, tenant: str | None = TenantQuery
+) -> Deleted:
+    return await _delete(request, lambda rules: rules.delete_network(ref, force=force, tenant=tenant))
+
+
+async def _delete(request: Request, operation: Any) -> Deleted:
+    obj, result = await _service(request).write(operation)
+    return Deleted(deleted=obj.model_dump(mode="json"), revision=result.revision)
+
+
+# -- ports ----------------------------------------------------------------------------------
+
+
+@router.get("/ports", response_model=Page, tags=["ports"])
+async def list_ports(
+    request: Request,
+    tenant: str | None = None,
+    network: str | None = Query(None, description="network id or name"),
+    chassis: str | None = None,
+    limit: int = Limit,
+    after: str | None = After,
+) -> Page:
+    service = _service(request)
+    network_id = service.catalog.resolve(Network, network, tenant=tenant, field="network").id if network else None
+    filters = {"tenant": tenant, "network": network_id, "chassis": chassis}
+    return _page(service.objects("ports"), after=after, limit=limit, filters=filters)
+
+
+@router.post("/ports", response_model=Port, status_code=201, tags=["ports"])
+async def create_port(request: Request, body: PortCreate) -> Any:
+    return await _write(request, lambda rules: rules.create_port(body))
+
+
+@router.get("/ports/{ref}", response_model=Port, tags=["ports"])
+async def get_port(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
+    return _service(request).catalog.resolve(Port, ref, tenant=tenant, field="port")
+
+
+@router.patch("/ports/{ref}", response_model=Port, tags=["ports"])
+async def update_port(
+    request: Request, ref: str, body: PortUpdate, tenant: str | None = TenantQuery
+) -> Any:
+    return await _write(request, lambda rules: rules.update_port(ref, body, tenant))
+
+
+@router.delete("/ports/{ref}", response_model=Deleted, tags=["ports"])
+async def delete_port(request: Request, ref: str, tenant: str | None = TenantQuery) -> Deleted:
+    return await _delete(request, lambda rules: rules.delete_port(ref, tenant))
+
+
+# -- routers --------------------------------------------------------------------------------
+
+
+@router.get("/routers", response_model=Page, tags=["routers"])
+async def list_routers(
+    request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
+) -> Page:
+    return _page(_service(request).objects("routers"), after=after, limit=limit, filters={"tenant": tenant})
+
+
+@router.post("/routers", response_model=Router, status_code=201, tags=["routers"])
+async def create_router(request: Request, body: RouterCreate) -> Any:
+    return await _write(request, lambda rules: rules.create_router(body))
+
+
+@router.get("/routers/{ref}", response_model=Router, tags=["routers"])
+async def get_router(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
+    return _service(request).catalog.resolve(Router, ref, tenant=tenant, field="router")
+
+
+@router.patch("/routers/{ref}", response_model=Router, tags=["routers"])
+async def update_router(
+    request: Request, ref: str, body: RouterUpdate, tenant: str | None = TenantQuery
+) -> Any:
+    return await _write(request, lambda rules: rules.update_router(ref, body, tenant))
+
+
+@router.delete("/routers/{ref}", response_model=Deleted, tags=["routers"])
+async def delete_router(request: Request, ref: str, tenant: str | None = TenantQuery) -> Deleted:
+    return await _delete(request, lambda rules: rules.delete_router(ref, tenant))
+
+
+# -- chassis --------------------------------------------------------------------------------
+
+
+@router.get("/chassis", response_model=Page, tags=["chassis"])
+async def list_chassis(request: Request, limit: int = Limit, after: str | None = After) -> Page:
+    return _page(_service(request).objects("chassis"), after=after, limit=limit, filters={})
+
+
+@router.post("/chassis", response_model=Chassis, status_code=201, tags=["chassis"])
+async def create_chassis(request: Request, body: ChassisCreate) -> Any:
+    return await _write(request, lambda rules: rules.create_chassis(body))
+
+
+@router.get("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
+async def get_chassis(request: Request, ref: str) -> Any:
+    return _service(request).catalog.resolve(Chassis, ref, field="chassis")
+
+
+@router.patch("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
+async def update_chassis(request: Request, ref: str, body: ChassisUpdate) -> Any:
+    return await _write(request, lambda rules: rules.update_chassis(ref, body))
+
+
+@router.delete("/chassis/{ref}", response_model=Deleted, tags=["chassis"])
+async def delete_chassis(request: Request, ref: str, force: bool = False) -> Deleted:
+    return await _delete(request, lambda rules: rules.delete_chassis(ref, force=force))
+
+
+# -- gateways and their bindings ------------------------------------------------------------
+
+
+@router.get("/gateways", response_model=Page, tags=["gateways"])
+async def list_gateways(request: Request, limit: int = Limit, after: str | None = After) -> Page:
+    return _page(_service(request).objects("gateways"), after=after, limit=limit, filters={})
+
+
+@router.post("/gateways", response_model=Gateway, status_code=201, tags=["gateways"])
+async def create_gateway(request: Request, body: GatewayCreate) -> Any:
+    return await _write(request, lambda rules: rules.create_gateway(body))
+
+
+@router.get("/gateways/{ref}", response_model=Gateway, tags=["gateways"])
+async def get_gateway(request: Request, ref: str) -> Any:
+    return _service(request).catalog.resolve(Gateway, ref, field="gateway")
+
+
+@router.patch("/gateways/{ref}", response_model=Gateway, tags=["gateways"])
+async def update_gateway(request: Request, ref: str, body: GatewayUpdate) -> Any:
+    return await _write(request, lambda rules: rules.update_gateway(ref, body))
+
+
+@router.delete("/gateways/{ref}", response_model=Deleted, tags=["gateways"])
+async def delete_gateway(request: Request, ref: str, force: bool = False) -> Deleted:
+    return await _delete(request, lambda rules: rules.delete_gateway(ref, force=force))
+
+
+@router.get("/gateways/{ref}/bindings", response_model=Page, tags=["gateways"])
+async def list_bindings(request: Request, ref: str, limit: int = Limit, after: str | None = After) -> Page:
+    service = _service(request)
+    gateway = service.catalog.resolve(Gateway, ref, field="gateway")
+    return _page(service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name})
+
+
+@router.post("/gateways/{ref}/bindings", response_model=GatewayBinding, status_code=201, tags=["gateways"])
+async def bind_gateway(request: Request, ref: str, body: GatewayBindingCreate) -> Any:
+    return await _write(request, lambda rules: rules.bind_gateway(ref, body))
+
+
+@router.delete("/gateways/{ref}/bindings/{port}/{vlan}", response_model=Deleted, tags=["gateways"])
+async def unbind_gateway(request: Request, ref: str, port: str, vlan: int) -> Deleted:
+    return await _delete(request, lambda rules: rules.unbind_gateway(ref, port, vlan))
+
+
+# -- bulk -----------------------------------------------------------------------------------
+
+
+@router.post("/bulk", response_model=BulkResult, tags=["bulk"])
+async def bulk(request: Request, body: BulkRequest) -> BulkResult:
+    """Apply many creates and deletes in order, in one store transaction: all or nothing."""
+
+    def operation(rules: Rules) -> list[tuple[str, Resource]]:
+        return apply_bulk(rules, body.items)
+
+    done, result = await _service(request).write(operation)
+    created = sum(1 for op, _ in done if op == "create")
+    return BulkResult(
+        revision=result.revision,
+        created=created,
+        deleted=len(done) - created,
+        ids=[obj.id for _, obj in done],
+    )

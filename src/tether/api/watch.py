@@ -1,0 +1,105 @@
+"""``GET /v1/watch``: the store's changes as newline-delimited JSON, from a revision.
+
+Hypervisor agents sync through it when the store is the embedded one. Each line is one
+object::
+
+    {"revision": R, "events": [{"type": "put", "key": K, "value": B64, "mod_revision": R,
+                                "create_revision": C, "version": V}, ...]}
+    {"revision": R, "synced": true}        every change up to R has been sent
+
+Without ``revision`` the stream starts with a snapshot of every key under the prefix (one
+line with ``"snapshot": true``), then follows changes from the snapshot's revision + 1. With
+``revision=N`` it replays history from N (inclusive); a compacted N answers 410 and the client
+lists again. Values are base64, as in etcd's JSON gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tether.api.errors import error_response
+from tether.service.keys import WATCHABLE_PREFIX
+from tether.store import CompactedError, Event, KeyValue, Store, WatchBatch
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+
+
+def _kv(kv: KeyValue) -> dict[str, Any]:
+    return {
+        "key": kv.key,
+        "value": base64.b64encode(kv.value).decode(),
+        "mod_revision": kv.mod_revision,
+        "create_revision": kv.create_revision,
+        "version": kv.version,
+    }
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {"type": event.type.value, **_kv(event.kv)}
+
+
+def _line(payload: dict[str, Any]) -> bytes:
+    return orjson.dumps(payload) + b"\n"
+
+
+def _batch_line(batch: WatchBatch) -> bytes:
+    if not batch.events:
+        return _line({"revision": batch.revision, "synced": True})
+    return _line({"revision": batch.revision, "events": [_event(e) for e in batch.events]})
+
+
+@router.get("/watch", tags=["watch"], response_model=None)
+async def watch(
+    request: Request,
+    prefix: str = Query(WATCHABLE_PREFIX, description="key prefix, under /tether/"),
+    revision: int | None = Query(None, ge=1, description="replay from this revision"),
+) -> StreamingResponse | JSONResponse:
+    if not prefix.startswith(WATCHABLE_PREFIX):
+        return error_response(400, "invalid", f"prefix must start with {WATCHABLE_PREFIX}", "prefix")
+    store: Store = request.app.state.store
+    head: list[bytes] = []
+    if revision is None:
+        listing = await store.range(prefix)
+        head.append(
+            _line({"revision": listing.revision, "snapshot": True, "events": [
+                {"type": "put", **_kv(kv)} for kv in listing.kvs
+            ]})
+        )
+        head.append(_line({"revision": listing.revision, "synced": True}))
+        revision = listing.revision + 1
+    stream = store.watch(prefix, start_revision=revision)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.wait({first}, timeout=0.5)
+    if first.done() and isinstance(first.exception(), CompactedError):
+        exc = first.exception()
+        assert isinstance(exc, CompactedError)
+        return error_response(410, "compacted", str(exc), "revision")
+    return StreamingResponse(_stream(head, first, stream), media_type="application/x-ndjson")
+
+
+async def _stream(
+    head: list[bytes], first: asyncio.Future[WatchBatch], stream: AsyncIterator[WatchBatch]
+) -> AsyncIterator[bytes]:
+    try:
+        for line in head:
+            yield line
+        try:
+            yield _batch_line(await first)
+            async for batch in stream:
+                yield _batch_line(batch)
+        except CompactedError as exc:
+            yield _line({"error": {"code": "compacted", "message": str(exc), "field": "revision"}})
+    finally:
+        first.cancel()
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,27 @@
+"""Where the model lives in the store.
+
+``/tether/model/<kind>/<id>`` holds one object as JSON; ``/tether/model/_fence`` is written by
+every model change and compared by the next one, so model writes are totally ordered and
+validated against a catalog that saw every earlier write (see :mod:`tether.service.models`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["FENCE", "MODEL_PREFIX", "WATCHABLE_PREFIX", "kind_and_id", "object_key"]
+
+ROOT = "/tether/"
+WATCHABLE_PREFIX = ROOT
+MODEL_PREFIX = "/tether/model/"
+FENCE = "/tether/model/_fence"
+
+
+def object_key(kind: str, obj_id: str) -> str:
+    return f"{MODEL_PREFIX}{kind}/{obj_id}"
+
+
+def kind_and_id(key: str) -> tuple[str, str] | None:
+    """``(kind, id)`` of an object key; None for the fence or anything else."""
+    if not key.startswith(MODEL_PREFIX):
+        return None
+    kind, sep, obj_id = key[len(MODEL_PREFIX) :].partition("/")
+    return (kind, obj_id) if sep and obj_id else None

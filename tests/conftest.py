@@ -1,0 +1,41 @@
+"""Shared fixtures: the anyio backend, a session etcd on loopback, stores of each backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemons import EtcdServer, running_etcd
+from tether.store import Store, open_store
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    with running_etcd(tmp_path_factory.mktemp("etcd")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'tether.db'}"
+    server: EtcdServer = request.getfixturevalue("etcd_server")
+    return server.url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(store_url)
+    if opened.name == "etcd":
+        await opened.delete("", prefix=True)  # one etcd per session: start each test empty
+    try:
+        yield opened
+    finally:
+        await opened.close()
