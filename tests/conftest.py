@@ -39,3 +39,12 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[str]:
+    """A real API server on a fresh embedded store; yields its base URL."""
+    from tests.servers import running_api
+
+    with running_api(f"sqlite:{tmp_path / 'api.db'}") as url:
+        yield url

@@ -1,0 +1,117 @@
+"""``tether demo``: start a controller on the embedded store, build a sample tenant network
+through the API, show it with the CLI, and say how to stop it. Safe to run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+
+__all__ = ["demo"]
+
+DEMO_DIR = Path("/var/lib/tether/demo")
+LISTEN = "127.0.0.1:7500"
+URL = f"http://{LISTEN}"
+
+SAMPLE: list[tuple[str, str, dict[str, object]]] = [
+    ("POST", "/v1/networks", {"name": "web", "vni": 5001, "tenant": "acme",
+                              "subnets": [{"cidr": "10.0.1.0/24", "dhcp": {"dns_servers": ["10.0.1.2"]}}]}),
+    ("POST", "/v1/networks", {"name": "db", "vni": 5002, "tenant": "acme",
+                              "subnets": [{"cidr": "10.0.2.0/24"}]}),
+    ("POST", "/v1/chassis", {"name": "hv1", "tunnel_ip": "192.0.2.11"}),
+    ("POST", "/v1/chassis", {"name": "hv2", "tunnel_ip": "192.0.2.12"}),
+    ("POST", "/v1/ports", {"network": "web", "name": "vm1", "mac": "02:00:00:00:01:01",
+                           "ips": ["10.0.1.11"], "chassis": "hv1"}),
+    ("POST", "/v1/ports", {"network": "web", "name": "vm2", "mac": "02:00:00:00:01:02",
+                           "ips": ["10.0.1.12"], "chassis": "hv2"}),
+    ("POST", "/v1/ports", {"network": "db", "name": "db1", "mac": "02:00:00:00:02:01",
+                           "ips": ["10.0.2.11"], "chassis": "hv2"}),
+    ("POST", "/v1/routers", {"name": "edge", "tenant": "acme",
+                             "interfaces": [{"network": "web"}, {"network": "db"}]}),
+    ("POST", "/v1/gateways", {"name": "tor1", "ovsdb": "tcp:127.0.0.1:6640",
+                              "tunnel_ip": "192.0.2.21", "mode": "lock", "max_rows_per_txn": 500}),
+    ("POST", "/v1/gateways/tor1/bindings", {"port": "eth1", "vlan": 100, "network": "web"}),
+]
+
+
+def _healthy() -> bool:
+    try:
+        return httpx.get(f"{URL}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _start_controller() -> int:
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    pidfile = DEMO_DIR / "serve.pid"
+    if _healthy():
+        return int(pidfile.read_text()) if pidfile.exists() else 0
+    with open(DEMO_DIR / "serve.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tether.cli.main", "serve",
+             "--store", f"sqlite:{DEMO_DIR / 'tether.db'}", "--listen", LISTEN],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    pidfile.write_text(str(process.pid))
+    deadline = time.monotonic() + 20
+    while not _healthy():
+        if process.poll() is not None or time.monotonic() > deadline:
+            typer.echo(f"error: the controller did not start; see {DEMO_DIR / 'serve.log'}", err=True)
+            raise typer.Exit(1)
+        time.sleep(0.1)
+    return process.pid
+
+
+def _create_sample() -> None:
+    for method, path, body in SAMPLE:
+        reply = httpx.request(method, f"{URL}{path}", json=body, timeout=10)
+        if reply.status_code == 409:
+            continue  # already there from an earlier run
+        if reply.status_code >= 400:
+            typer.echo(f"error: {method} {path}: {reply.text}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"created {path.removeprefix('/v1/')} {body.get('name') or body.get('port')}")
+
+
+def _show(*args: str) -> None:
+    typer.echo(f"\n$ tether {' '.join(args)}")
+    subprocess.run([sys.executable, "-m", "tether.cli.main", *args], check=False)
+
+
+def _stop() -> None:
+    pidfile = DEMO_DIR / "serve.pid"
+    if not pidfile.exists():
+        typer.echo("the demo controller is not running")
+        return
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        typer.echo(f"stopped the demo controller (pid {pid})")
+    except ProcessLookupError:
+        typer.echo("the demo controller had already stopped")
+    pidfile.unlink()
+
+
+def demo(
+    stop: bool = typer.Option(False, "--stop", help="stop the demo controller and exit"),
+) -> None:
+    """Start a controller on the embedded store and build a sample tenant network."""
+    if stop:
+        _stop()
+        return
+    pid = _start_controller()
+    typer.echo(f"controller running at {URL} (pid {pid}, store {DEMO_DIR / 'tether.db'})")
+    _create_sample()
+    _show("network", "list")
+    _show("port", "list")
+    _show("router", "show", "edge")
+    _show("gateway", "show", "tor1")
+    _show("status")
+    typer.echo(f"\nThe controller keeps running. API docs: {URL}/docs")
+    typer.echo("Stop it with:  .venv/bin/tether demo --stop")

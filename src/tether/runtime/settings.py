@@ -1,0 +1,104 @@
+"""Settings of ``tether serve``: a TOML file, then ``TETHER_*`` environment variables, then
+flags — each later source wins. Unknown keys in the file are an error naming the key.
+
+``resolve_settings`` is pure (text and mappings in, settings out); ``load_settings`` reads
+the file and the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tether.store.url import parse_store_url
+
+__all__ = ["DEFAULT_URL", "Settings", "SettingsError", "load_settings", "resolve_settings"]
+
+DEFAULT_URL = "http://127.0.0.1:7500"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store: str = "sqlite:/var/lib/tether/tether.db"
+    """``sqlite:PATH`` or ``etcd://HOST:PORT[,HOST:PORT...]``."""
+    listen: str = "127.0.0.1:7500"
+    """``HOST:PORT`` the REST API listens on."""
+    log_level: str = "info"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+KEYS = tuple(f.name for f in fields(Settings))
+
+
+def _check(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(key, f"expected a string, got {type(value).__name__}")
+    if key == "store":
+        try:
+            parse_store_url(value)
+        except ValueError as exc:
+            raise SettingsError(key, str(exc).removeprefix("store: ")) from None
+    elif key == "listen":
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(key, f"{value!r} is not HOST:PORT")
+    elif key == "log_level" and value.lower() not in LOG_LEVELS:
+        raise SettingsError(key, f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower() if key == "log_level" else value
+
+
+def resolve_settings(
+    file_text: str | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, str | None],
+    *,
+    file_name: str = "config file",
+) -> Settings:
+    settings = Settings()
+    if file_text is not None:
+        try:
+            table = tomllib.loads(file_text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(file_name, f"not valid TOML: {exc}") from None
+        for key, value in table.items():
+            if key not in KEYS:
+                raise SettingsError(key, f"unknown key in {file_name} (known: {', '.join(KEYS)})")
+            settings = replace(settings, **{key: _check(key, value)})
+    for key in KEYS:
+        name = f"TETHER_{key.upper()}"
+        if name in env:
+            settings = replace(settings, **{key: _check(name, env[name])})
+    for key, value in flags.items():
+        if key not in KEYS:
+            raise SettingsError(key, "unknown setting")
+        if value is not None:
+            settings = replace(settings, **{key: _check(f"--{key.replace('_', '-')}", value)})
+    return settings
+
+
+def load_settings(config: Path | None, flags: Mapping[str, str | None]) -> Settings:
+    text = None
+    if config is not None:
+        try:
+            text = config.read_text()
+        except OSError as exc:
+            raise SettingsError("--config", f"cannot read {config}: {exc.strerror}") from None
+    return resolve_settings(text, os.environ, flags, file_name=str(config))
