@@ -43,8 +43,13 @@ def parse_mac(text: str) -> str:
     return mac
 
 
+_IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
+
+
 def parse_ip(text: str) -> str:
     """An IPv4 or IPv6 address in canonical form."""
+    if _IPV4.match(text):  # the common case, already canonical; ipaddress is 10x slower
+        return text
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import uvicorn
@@ -14,6 +15,10 @@ __all__ = ["serve"]
 
 def serve(settings: Settings) -> None:
     """Serve the REST API until SIGINT/SIGTERM."""
+    # The controller keeps the whole model in memory: with the default thresholds the
+    # cyclic GC rescans it every few thousand allocations (a third of a 10,000-object bulk
+    # request). Collect far less often; the model itself holds no reference cycles.
+    gc.set_threshold(200_000, 50, 1000)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
