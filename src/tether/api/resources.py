@@ -150,8 +150,10 @@ async def list_ports(
     after: str | None = After,
 ) -> Page:
     service = _service(request)
-    network_id = service.catalog.resolve(Network, network, tenant=tenant, field="network").id if network else None
-    filters = {"tenant": tenant, "network": network_id, "chassis": chassis}
+    catalog = service.catalog
+    network_id = catalog.resolve(Network, network, tenant=tenant, field="network").id if network else None
+    chassis_name = catalog.resolve(Chassis, chassis, field="chassis").name if chassis else None
+    filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
     return _page(service.objects("ports"), after=after, limit=limit, filters=filters)
 
 
@@ -277,7 +279,7 @@ async def bind_gateway(request: Request, ref: str, body: GatewayBindingCreate) -
     return await _write(request, lambda rules: rules.bind_gateway(ref, body))
 
 
-@router.delete("/gateways/{ref}/bindings/{port}/{vlan}", response_model=Deleted, tags=["gateways"])
+@router.delete("/gateways/{ref}/bindings/{port:path}/{vlan}", response_model=Deleted, tags=["gateways"])
 async def unbind_gateway(request: Request, ref: str, port: str, vlan: int) -> Deleted:
     return await _delete(request, lambda rules: rules.unbind_gateway(ref, port, vlan))
 

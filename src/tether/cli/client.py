@@ -51,8 +51,9 @@ class UnreachableError(ApiError):
 
 
 def segment(value: str | int) -> str:
-    """``value`` escaped to be one segment of a URL path."""
-    return quote(str(value), safe="")
+    """``value`` escaped to be one segment of a URL path (``.`` and ``..`` included)."""
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
 
 
 def _error_from(response: httpx.Response) -> ApiError:
@@ -108,8 +109,10 @@ class Client:
             response = self._http.request(method, url, params=_clean(params), json=body)
         except httpx.TimeoutException:
             raise UnreachableError(self.base_url, "no answer in time") from None
-        except httpx.InvalidURL as exc:
-            raise UnreachableError(self.base_url, f"invalid URL: {exc}") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise ApiError(
+                0, "bad_url", f"{self.base_url!r} is not a usable controller URL ({exc})"
+            ) from None
         except httpx.TransportError as exc:
             raise UnreachableError(self.base_url, str(exc) or type(exc).__name__) from None
         if response.is_error:
@@ -127,8 +130,8 @@ class Client:
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body=body)
 
-    def patch(self, path: str, body: Any) -> Any:
-        return self.request("PATCH", path, body=body)
+    def patch(self, path: str, body: Any, params: Params | None = None) -> Any:
+        return self.request("PATCH", path, params=params, body=body)
 
     def delete(self, path: str, params: Params | None = None) -> Any:
         return self.request("DELETE", path, params=params)

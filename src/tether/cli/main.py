@@ -6,7 +6,6 @@ runs the controller itself (:mod:`tether.runtime`).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -58,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

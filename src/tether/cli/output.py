@@ -95,7 +95,7 @@ def status_cell(obj: Mapping[str, Any]) -> Text:
 
 def dash(value: Any) -> str:
     """``value`` as text, or ``-`` when empty or absent."""
-    if value is None or value == "" or value == []:
+    if value is None or value in ("", []):
         return "-"
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)

@@ -35,6 +35,16 @@ R = TypeVar("R", bound=Resource)
 TENANT_SCOPED = frozenset({"networks", "ports", "routers"})
 """Kinds whose names are unique per tenant; the others have global names."""
 
+NOUN = {
+    "networks": "network",
+    "ports": "port",
+    "routers": "router",
+    "chassis": "chassis",
+    "gateways": "gateway",
+    "bindings": "binding",
+}
+"""The singular, for messages."""
+
 KIND_OF: dict[type[Resource], str] = {cls: kind for kind, cls in KINDS.items()}
 
 
@@ -64,7 +74,7 @@ def _unique_keys(kind: str, obj: Resource) -> Iterator[IndexKey]:
     elif isinstance(obj, Router):
         for iface in obj.interfaces:
             yield ("ip", iface.network, iface.ip)
-    elif isinstance(obj, Chassis | Gateway):
+    elif isinstance(obj, Chassis | Gateway) and obj.tunnel_ip:
         yield ("tunnel", obj.tunnel_ip)
     if isinstance(obj, GatewayBinding):
         yield ("binding", obj.gateway, obj.port, obj.vlan)
@@ -203,7 +213,7 @@ class Catalog:
         if found is not None:
             assert isinstance(found, cls)
             return found
-        noun = kind.rstrip("s") if kind != "chassis" else "chassis"
+        noun = NOUN[kind]
         if kind not in TENANT_SCOPED:
             holder = self._unique.get(("name", kind, "", ref))
             if holder is None:

@@ -199,7 +199,8 @@ class Gateway(Resource):
     name: Name
     ovsdb: OvsdbAddress
     physical_switch: Name
-    tunnel_ip: IP
+    tunnel_ip: IP | None = None
+    """None until learned from the switch's ``Physical_Switch.tunnel_ips``."""
     mode: TransactionMode = "bind-last"
     max_rows_per_txn: StrictInt = Field(1000, ge=1, le=1_000_000)
 
@@ -210,7 +211,8 @@ class GatewayCreate(_Value):
     ovsdb: OvsdbAddress
     physical_switch: Name | None = None
     """The ``Physical_Switch`` row's name; defaults to the gateway's name."""
-    tunnel_ip: IP
+    tunnel_ip: IP | None = None
+    """The switch's VXLAN source address; learned from the switch when not given."""
     mode: TransactionMode = "bind-last"
     max_rows_per_txn: StrictInt = Field(1000, ge=1, le=1_000_000)
 

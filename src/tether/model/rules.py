@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from tether.model.catalog import Catalog
+from tether.model.catalog import NOUN, Catalog
 from tether.model.errors import ConflictError, InvalidError, NotFoundError
 from tether.model.resources import (
     Chassis,
@@ -143,7 +143,7 @@ class Rules:
             kind, obj_id = holder
             other = self.catalog.objects[kind][obj_id]
             label = other.name or obj_id
-            raise ConflictError(f"{what} is already used by {kind.rstrip('s')} {label}", field)
+            raise ConflictError(f"{what} is already used by {NOUN[kind]} {label}", field)
 
     def _free(self, key: tuple[object, ...], owner: str) -> bool:
         """True when ``key`` is free or held by ``owner`` (the fast path of ``_claim``)."""

@@ -1,0 +1,1 @@
+"""Services: the shell around the pure model (catalog + store + fence + retries)."""
