@@ -60,15 +60,31 @@ def etcd_server(workdir: Path) -> Iterator[str]:
     binary = shutil.which("etcd") or "/usr/bin/etcd"
     client, peer = free_port(), free_port()
     process = subprocess.Popen(
-        [binary, "--name", "bench", "--data-dir", str(workdir / "etcd"),
-         "--listen-client-urls", f"http://127.0.0.1:{client}",
-         "--advertise-client-urls", f"http://127.0.0.1:{client}",
-         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-cluster", f"bench=http://127.0.0.1:{peer}",
-         "--max-txn-ops", "100000", "--max-request-bytes", "67108864",
-         "--quota-backend-bytes", "8589934592"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--name",
+            "bench",
+            "--data-dir",
+            str(workdir / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"bench=http://127.0.0.1:{peer}",
+            "--max-txn-ops",
+            "100000",
+            "--max-request-bytes",
+            "67108864",
+            "--quota-backend-bytes",
+            "8589934592",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_http(f"http://127.0.0.1:{client}/health", process, "etcd")
@@ -83,9 +99,20 @@ def tether_serve(store_url: str, workdir: Path) -> Iterator[str]:
     port = free_port()
     log = open(workdir / f"serve-{port}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "tether.cli.main", "serve", "--store", store_url,
-         "--listen", f"127.0.0.1:{port}", "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "tether.cli.main",
+            "serve",
+            "--store",
+            store_url,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", process, "tether serve")
@@ -100,13 +127,30 @@ def bulk_body(networks: int, ports: int) -> bytes:
     items: list[dict[str, object]] = []
     for n in range(networks):
         a, b = divmod(n, 256)
-        items.append({"kind": "network", "spec": {
-            "name": f"net{n}", "tenant": f"t{n % 10}", "vni": 10_000 + n,
-            "subnets": [{"cidr": f"10.{a}.{b}.0/24"}]}})
+        items.append(
+            {
+                "kind": "network",
+                "spec": {
+                    "name": f"net{n}",
+                    "tenant": f"t{n % 10}",
+                    "vni": 10_000 + n,
+                    "subnets": [{"cidr": f"10.{a}.{b}.0/24"}],
+                },
+            }
+        )
         for p in range(ports):
-            items.append({"kind": "port", "spec": {
-                "network": f"net{n}", "tenant": f"t{n % 10}", "name": f"vm{n}-{p}",
-                "mac": f"02:00:{a:02x}:{b:02x}:00:{p + 1:02x}", "ips": [f"10.{a}.{b}.{p + 10}"]}})
+            items.append(
+                {
+                    "kind": "port",
+                    "spec": {
+                        "network": f"net{n}",
+                        "tenant": f"t{n % 10}",
+                        "name": f"vm{n}-{p}",
+                        "mac": f"02:00:{a:02x}:{b:02x}:00:{p + 1:02x}",
+                        "ips": [f"10.{a}.{b}.{p + 10}"],
+                    },
+                }
+            )
     return orjson.dumps({"items": items})
 
 
@@ -140,7 +184,9 @@ async def time_floor(store_url: str, rows: list[Put], prefix: str) -> float:
         await store.close()
 
 
-def run_backend(backend: str, workdir: Path, body: bytes, expected: int, runs: int) -> tuple[list[float], list[float]]:
+def run_backend(
+    backend: str, workdir: Path, body: bytes, expected: int, runs: int
+) -> tuple[list[float], list[float]]:
     workdir.mkdir(parents=True, exist_ok=True)
     api_times, floor_times = [], []
     with contextlib.ExitStack() as stack:
@@ -178,16 +224,24 @@ def main() -> None:
     body = bulk_body(args.networks, args.ports)
     expected = args.networks * (args.ports + 1)
     backends = ["sqlite", "etcd"] if args.backend == "both" else [args.backend]
-    print(f"bulk create: {args.networks} networks x {args.ports} ports = {expected} objects, "
-          f"{len(body) / 1e6:.1f} MB request, median of {args.runs}")
+    print(
+        f"bulk create: {args.networks} networks x {args.ports} ports = {expected} objects, "
+        f"{len(body) / 1e6:.1f} MB request, median of {args.runs}"
+    )
     print(f"{'backend':8} {'api (s)':>9} {'floor (s)':>10} {'ratio':>7}   runs (api / floor)")
     workdir = Path(tempfile.mkdtemp(prefix="tether-bench-"))
     try:
         for backend in backends:
-            api_times, floor_times = run_backend(backend, workdir / backend, body, expected, args.runs)
+            api_times, floor_times = run_backend(
+                backend, workdir / backend, body, expected, args.runs
+            )
             api, floor = statistics.median(api_times), statistics.median(floor_times)
-            detail = " ".join(f"{a:.2f}/{f:.2f}" for a, f in zip(api_times, floor_times, strict=True))
-            print(f"{backend:8} {api:9.3f} {floor:10.3f} {api / floor:6.2f}x   {detail}", flush=True)
+            detail = " ".join(
+                f"{a:.2f}/{f:.2f}" for a, f in zip(api_times, floor_times, strict=True)
+            )
+            print(
+                f"{backend:8} {api:9.3f} {floor:10.3f} {api / floor:6.2f}x   {detail}", flush=True
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

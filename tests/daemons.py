@@ -23,7 +23,9 @@ __all__ = ["EtcdServer", "free_port", "require_binary", "running_etcd"]
 
 
 def require_binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    path = shutil.which(name) or (
+        f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None
+    )
     if path:
         return path
     if os.environ.get("CI", "").lower() == "true":
@@ -63,13 +65,30 @@ class EtcdServer:
         peer = f"http://127.0.0.1:{self.peer_port}"
         log = open(self.data_dir.parent / f"etcd-{self.client_port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [binary, "--name", "default", "--data-dir", str(self.data_dir),
-             "--listen-client-urls", client, "--advertise-client-urls", client,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"default={peer}",
-             # tether's bulk API writes thousands of keys in one transaction
-             "--max-txn-ops", "100000", "--max-request-bytes", "67108864"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "--name",
+                "default",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                f"default={peer}",
+                # tether's bulk API writes thousands of keys in one transaction
+                "--max-txn-ops",
+                "100000",
+                "--max-request-bytes",
+                "67108864",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         wait_for_port(self.client_port)

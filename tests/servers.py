@@ -54,9 +54,21 @@ class ServeProcess:
     def start(self) -> None:
         log = open(self.workdir / f"serve-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tether.cli.main", "serve", "--store", self.store_url,
-             "--listen", f"127.0.0.1:{self.port}", "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            [
+                sys.executable,
+                "-m",
+                "tether.cli.main",
+                "serve",
+                "--store",
+                self.store_url,
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         log.close()
         deadline = time.monotonic() + 30

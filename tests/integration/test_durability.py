@@ -17,7 +17,9 @@ def _write_until_killed(server: ServeProcess, count: int) -> list[str]:
     acknowledged = []
     with httpx.Client(base_url=server.url, timeout=10) as http:
         for i in range(count):
-            reply = http.post("/v1/networks", json={"name": f"n{i}", "subnets": [{"cidr": f"10.{i}.0.0/24"}]})
+            reply = http.post(
+                "/v1/networks", json={"name": f"n{i}", "subnets": [{"cidr": f"10.{i}.0.0/24"}]}
+            )
             assert reply.status_code == 201, reply.text
             acknowledged.append(reply.json()["id"])
             if i == count - 1:

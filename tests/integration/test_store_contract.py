@@ -78,7 +78,7 @@ async def test_range_is_ordered_prefix_bounded_and_paginates(store: Store) -> No
             break
         after = page.kvs[-1].key
     assert [len(p) for p in pages] == [10, 10, 5]
-    assert sum(pages, []) == [kv.key for kv in everything.kvs]
+    assert [key for page in pages for key in page] == [kv.key for kv in everything.kvs]
 
 
 async def test_delete_key_and_prefix(store: Store) -> None:
@@ -121,7 +121,9 @@ async def test_compare_on_value_and_version(store: Store) -> None:
     miss = Compare("/t/v", CompareTarget.VERSION, CompareOp.GREATER, 1)
     assert (await store.txn([hit], [])).succeeded
     assert not (await store.txn([miss], [])).succeeded
-    assert (await store.txn([Compare("/t/v", CompareTarget.VERSION, CompareOp.LESS, 2)], [])).succeeded
+    assert (
+        await store.txn([Compare("/t/v", CompareTarget.VERSION, CompareOp.LESS, 2)], [])
+    ).succeeded
 
 
 async def test_failed_transaction_changes_nothing(store: Store) -> None:
@@ -155,7 +157,9 @@ async def test_concurrent_compare_and_swap_never_loses_an_update(store: Store) -
             kv = await store.get("/t/counter")
             assert kv is not None
             new = str(int(kv.value) + 1).encode()
-            if (await store.txn([Compare.mod_revision(kv.key, kv.mod_revision)], [Put(kv.key, new)])).succeeded:
+            if (
+                await store.txn([Compare.mod_revision(kv.key, kv.mod_revision)], [Put(kv.key, new)])
+            ).succeeded:
                 return
 
     await asyncio.gather(*(increment() for _ in range(20)))

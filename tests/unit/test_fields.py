@@ -24,7 +24,9 @@ octets = st.lists(st.integers(0, 255), min_size=6, max_size=6)
 
 
 @given(octets, st.sampled_from([":", "-"]), st.booleans())
-def test_any_unicast_mac_is_normalised_to_lower_case_colons(raw: list[int], sep: str, upper: bool) -> None:
+def test_any_unicast_mac_is_normalised_to_lower_case_colons(
+    raw: list[int], sep: str, upper: bool
+) -> None:
     raw[0] &= 0xFE
     if raw == [0] * 6:
         raw[5] = 1
@@ -41,8 +43,17 @@ def test_multicast_macs_are_refused(raw: list[int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "02:00:00:00:01", "02:00:00:00:01:01:01", "0g:00:00:00:01:01", "02:00-00:00:01:01",
-             "0200.0000.0101", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"]
+    "text",
+    [
+        "",
+        "02:00:00:00:01",
+        "02:00:00:00:01:01:01",
+        "0g:00:00:00:01:01",
+        "02:00-00:00:01:01",
+        "0200.0000.0101",
+        "00:00:00:00:00:00",
+        "ff:ff:ff:ff:ff:ff",
+    ],
 )
 def test_malformed_macs_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
@@ -50,7 +61,9 @@ def test_malformed_macs_are_refused(text: str) -> None:
 
 
 @given(st.ip_addresses())
-def test_ips_round_trip_in_canonical_form(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+def test_ips_round_trip_in_canonical_form(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
     assert parse_ip(addr.exploded) == str(addr)
 
 
@@ -93,7 +106,9 @@ def test_booleans_are_not_numbers() -> None:
         parse_vlan(False)
 
 
-@pytest.mark.parametrize("text", ["", "-web", "a" * 64, "web net", "web/1", "6f1c2e0a-1b2c-4d5e-8f90-0123456789ab"])
+@pytest.mark.parametrize(
+    "text", ["", "-web", "a" * 64, "web net", "web/1", "6f1c2e0a-1b2c-4d5e-8f90-0123456789ab"]
+)
 def test_bad_names(text: str) -> None:
     with pytest.raises(ValueError):
         parse_name(text)
@@ -101,9 +116,17 @@ def test_bad_names(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "ok"),
-    [("tcp:127.0.0.1:6640", True), ("ssl:10.0.0.1:6640", True), ("unix:/run/db.sock", True),
-     ("tcp:[::1]:6640", True), ("tcp:127.0.0.1", False), ("tcp:127.0.0.1:70000", False),
-     ("unix:relative.sock", False), ("http://x:1", False), ("ptcp:6640", False)],
+    [
+        ("tcp:127.0.0.1:6640", True),
+        ("ssl:10.0.0.1:6640", True),
+        ("unix:/run/db.sock", True),
+        ("tcp:[::1]:6640", True),
+        ("tcp:127.0.0.1", False),
+        ("tcp:127.0.0.1:70000", False),
+        ("unix:relative.sock", False),
+        ("http://x:1", False),
+        ("ptcp:6640", False),
+    ],
 )
 def test_ovsdb_addresses(text: str, ok: bool) -> None:
     if ok:

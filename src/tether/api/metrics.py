@@ -38,11 +38,15 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "tether_api_requests", "API requests", ["method", "route", "status"],
+            "tether_api_requests",
+            "API requests",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "tether_api_request_seconds", "API request latency", ["method", "route"],
+            "tether_api_request_seconds",
+            "API request latency",
+            ["method", "route"],
             registry=self.registry,
         )
 

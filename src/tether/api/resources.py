@@ -105,7 +105,9 @@ async def _write(request: Request, operation: Any) -> Any:
 async def list_networks(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    return _page(_service(request).objects("networks"), after=after, limit=limit, filters={"tenant": tenant})
+    return _page(
+        _service(request).objects("networks"), after=after, limit=limit, filters={"tenant": tenant}
+    )
 
 
 @router.post("/networks", response_model=Network, status_code=201, tags=["networks"])
@@ -129,7 +131,9 @@ async def update_network(
 async def delete_network(
     request: Request, ref: str, force: bool = False, tenant: str | None = TenantQuery
 ) -> Deleted:
-    return await _delete(request, lambda rules: rules.delete_network(ref, force=force, tenant=tenant))
+    return await _delete(
+        request, lambda rules: rules.delete_network(ref, force=force, tenant=tenant)
+    )
 
 
 async def _delete(request: Request, operation: Any) -> Deleted:
@@ -151,7 +155,9 @@ async def list_ports(
 ) -> Page:
     service = _service(request)
     catalog = service.catalog
-    network_id = catalog.resolve(Network, network, tenant=tenant, field="network").id if network else None
+    network_id = (
+        catalog.resolve(Network, network, tenant=tenant, field="network").id if network else None
+    )
     chassis_name = catalog.resolve(Chassis, chassis, field="chassis").name if chassis else None
     filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
     return _page(service.objects("ports"), after=after, limit=limit, filters=filters)
@@ -186,7 +192,9 @@ async def delete_port(request: Request, ref: str, tenant: str | None = TenantQue
 async def list_routers(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    return _page(_service(request).objects("routers"), after=after, limit=limit, filters={"tenant": tenant})
+    return _page(
+        _service(request).objects("routers"), after=after, limit=limit, filters={"tenant": tenant}
+    )
 
 
 @router.post("/routers", response_model=Router, status_code=201, tags=["routers"])
@@ -268,18 +276,26 @@ async def delete_gateway(request: Request, ref: str, force: bool = False) -> Del
 
 
 @router.get("/gateways/{ref}/bindings", response_model=Page, tags=["gateways"])
-async def list_bindings(request: Request, ref: str, limit: int = Limit, after: str | None = After) -> Page:
+async def list_bindings(
+    request: Request, ref: str, limit: int = Limit, after: str | None = After
+) -> Page:
     service = _service(request)
     gateway = service.catalog.resolve(Gateway, ref, field="gateway")
-    return _page(service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name})
+    return _page(
+        service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name}
+    )
 
 
-@router.post("/gateways/{ref}/bindings", response_model=GatewayBinding, status_code=201, tags=["gateways"])
+@router.post(
+    "/gateways/{ref}/bindings", response_model=GatewayBinding, status_code=201, tags=["gateways"]
+)
 async def bind_gateway(request: Request, ref: str, body: GatewayBindingCreate) -> Any:
     return await _write(request, lambda rules: rules.bind_gateway(ref, body))
 
 
-@router.delete("/gateways/{ref}/bindings/{port:path}/{vlan}", response_model=Deleted, tags=["gateways"])
+@router.delete(
+    "/gateways/{ref}/bindings/{port:path}/{vlan}", response_model=Deleted, tags=["gateways"]
+)
 async def unbind_gateway(request: Request, ref: str, port: str, vlan: int) -> Deleted:
     return await _delete(request, lambda rules: rules.unbind_gateway(ref, port, vlan))
 

@@ -65,15 +65,21 @@ async def watch(
     revision: int | None = Query(None, ge=1, description="replay from this revision"),
 ) -> StreamingResponse | JSONResponse:
     if not prefix.startswith(WATCHABLE_PREFIX):
-        return error_response(400, "invalid", f"prefix must start with {WATCHABLE_PREFIX}", "prefix")
+        return error_response(
+            400, "invalid", f"prefix must start with {WATCHABLE_PREFIX}", "prefix"
+        )
     store: Store = request.app.state.store
     head: list[bytes] = []
     if revision is None:
         listing = await store.range(prefix)
         head.append(
-            _line({"revision": listing.revision, "snapshot": True, "events": [
-                {"type": "put", **_kv(kv)} for kv in listing.kvs
-            ]})
+            _line(
+                {
+                    "revision": listing.revision,
+                    "snapshot": True,
+                    "events": [{"type": "put", **_kv(kv)} for kv in listing.kvs],
+                }
+            )
         )
         head.append(_line({"revision": listing.revision, "synced": True}))
         revision = listing.revision + 1

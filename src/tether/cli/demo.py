@@ -20,22 +20,72 @@ LISTEN = "127.0.0.1:7500"
 URL = f"http://{LISTEN}"
 
 SAMPLE: list[tuple[str, str, dict[str, object]]] = [
-    ("POST", "/v1/networks", {"name": "web", "vni": 5001, "tenant": "acme",
-                              "subnets": [{"cidr": "10.0.1.0/24", "dhcp": {"dns_servers": ["10.0.1.2"]}}]}),
-    ("POST", "/v1/networks", {"name": "db", "vni": 5002, "tenant": "acme",
-                              "subnets": [{"cidr": "10.0.2.0/24"}]}),
+    (
+        "POST",
+        "/v1/networks",
+        {
+            "name": "web",
+            "vni": 5001,
+            "tenant": "acme",
+            "subnets": [{"cidr": "10.0.1.0/24", "dhcp": {"dns_servers": ["10.0.1.2"]}}],
+        },
+    ),
+    (
+        "POST",
+        "/v1/networks",
+        {"name": "db", "vni": 5002, "tenant": "acme", "subnets": [{"cidr": "10.0.2.0/24"}]},
+    ),
     ("POST", "/v1/chassis", {"name": "hv1", "tunnel_ip": "192.0.2.11"}),
     ("POST", "/v1/chassis", {"name": "hv2", "tunnel_ip": "192.0.2.12"}),
-    ("POST", "/v1/ports", {"network": "web", "name": "vm1", "mac": "02:00:00:00:01:01",
-                           "ips": ["10.0.1.11"], "chassis": "hv1"}),
-    ("POST", "/v1/ports", {"network": "web", "name": "vm2", "mac": "02:00:00:00:01:02",
-                           "ips": ["10.0.1.12"], "chassis": "hv2"}),
-    ("POST", "/v1/ports", {"network": "db", "name": "db1", "mac": "02:00:00:00:02:01",
-                           "ips": ["10.0.2.11"], "chassis": "hv2"}),
-    ("POST", "/v1/routers", {"name": "edge", "tenant": "acme",
-                             "interfaces": [{"network": "web"}, {"network": "db"}]}),
-    ("POST", "/v1/gateways", {"name": "tor1", "ovsdb": "tcp:127.0.0.1:6640",
-                              "tunnel_ip": "192.0.2.21", "mode": "lock", "max_rows_per_txn": 500}),
+    (
+        "POST",
+        "/v1/ports",
+        {
+            "network": "web",
+            "name": "vm1",
+            "mac": "02:00:00:00:01:01",
+            "ips": ["10.0.1.11"],
+            "chassis": "hv1",
+        },
+    ),
+    (
+        "POST",
+        "/v1/ports",
+        {
+            "network": "web",
+            "name": "vm2",
+            "mac": "02:00:00:00:01:02",
+            "ips": ["10.0.1.12"],
+            "chassis": "hv2",
+        },
+    ),
+    (
+        "POST",
+        "/v1/ports",
+        {
+            "network": "db",
+            "name": "db1",
+            "mac": "02:00:00:00:02:01",
+            "ips": ["10.0.2.11"],
+            "chassis": "hv2",
+        },
+    ),
+    (
+        "POST",
+        "/v1/routers",
+        {"name": "edge", "tenant": "acme", "interfaces": [{"network": "web"}, {"network": "db"}]},
+    ),
+    (
+        "POST",
+        "/v1/gateways",
+        {
+            "name": "tor1",
+            "ovsdb": "tcp:127.0.0.1:6640",
+            "tunnel_ip": "192.0.2.21",
+            "mode": "lock",
+            "max_rows_per_txn": 500,
+        },
+    ),
     ("POST", "/v1/gateways/tor1/bindings", {"port": "eth1", "vlan": 100, "network": "web"}),
 ]
 
@@ -54,15 +104,27 @@ def _start_controller() -> int:
         return int(pidfile.read_text()) if pidfile.exists() else 0
     with open(DEMO_DIR / "serve.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tether.cli.main", "serve",
-             "--store", f"sqlite:{DEMO_DIR / 'tether.db'}", "--listen", LISTEN],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "tether.cli.main",
+                "serve",
+                "--store",
+                f"sqlite:{DEMO_DIR / 'tether.db'}",
+                "--listen",
+                LISTEN,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     pidfile.write_text(str(process.pid))
     deadline = time.monotonic() + 20
     while not _healthy():
         if process.poll() is not None or time.monotonic() > deadline:
-            typer.echo(f"error: the controller did not start; see {DEMO_DIR / 'serve.log'}", err=True)
+            typer.echo(
+                f"error: the controller did not start; see {DEMO_DIR / 'serve.log'}", err=True
+            )
             raise typer.Exit(1)
         time.sleep(0.1)
     return process.pid

@@ -16,7 +16,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="tether",
-    help="Network virtualization controller: VXLAN overlays across hardware VTEPs and Open vSwitch.",
+    help="Network virtualization controller: VXLAN overlays on hardware VTEPs and OVS.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

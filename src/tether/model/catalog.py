@@ -230,7 +230,8 @@ class Catalog:
         if len(matches) > 1:
             tenants = ", ".join(sorted(o.tenant for o in matches))
             raise ConflictError(
-                f"{noun} name {ref!r} exists in several tenants ({tenants}); give the tenant or the id",
+                f"{noun} name {ref!r} exists in several tenants ({tenants}); "
+                "give the tenant or the id",
                 field,
             )
         found = matches[0]

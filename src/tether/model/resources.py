@@ -112,7 +112,7 @@ class Resource(_Value):
     id: str
     tenant: Tenant = "default"
     name: str = ""
-    status: Status = Field(default_factory=Status)  # type: ignore[arg-type]
+    status: Status = Field(default_factory=Status)
 
 
 class Network(Resource):

@@ -111,12 +111,14 @@ def _fill_subnets(subnets: list[Subnet]) -> list[Subnet]:
             if net.num_addresses < 2:
                 raise InvalidError(f"{subnet.cidr} has no room for a gateway", f"subnets[{i}].cidr")
             gateway = str(next(iter(net.hosts())) if net.num_addresses > 2 else net[0])
-            subnet = subnet.model_copy(update={"gateway_ip": gateway})
+            complete = subnet.model_copy(update={"gateway_ip": gateway})
         elif not _usable(net, subnet.gateway_ip):
             raise InvalidError(
                 f"{subnet.gateway_ip} is not a usable address of {subnet.cidr}",
                 f"subnets[{i}].gateway_ip",
             )
+        else:
+            complete = subnet
         for k, dns in enumerate(subnet.dhcp.dns_servers):
             if ipaddress.ip_address(dns).version != net.version:
                 raise InvalidError(
@@ -124,7 +126,7 @@ def _fill_subnets(subnets: list[Subnet]) -> list[Subnet]:
                     f"subnets[{i}].dhcp.dns_servers[{k}]",
                 )
         nets.append(net)
-        filled.append(subnet)
+        filled.append(complete)
     return filled
 
 
@@ -516,7 +518,8 @@ class Rules:
             taken = self.catalog.get(GatewayBinding, holder[1])
             other = self.catalog.get(Network, taken.network)
             raise ConflictError(
-                f"{gateway.name} {spec.port} VLAN {spec.vlan} is already bound to network {other.name}",
+                f"{gateway.name} {spec.port} VLAN {spec.vlan} is already bound "
+                f"to network {other.name}",
                 "vlan",
             )
         binding = GatewayBinding(

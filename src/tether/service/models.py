@@ -33,10 +33,10 @@ from tether.store import (
     Delete,
     Event,
     EventType,
+    Get,
     Op,
     Put,
     Store,
-    Get,
     StoreError,
 )
 

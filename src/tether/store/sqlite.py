@@ -275,7 +275,7 @@ class SqliteStore:
         count, _ = await self._run(self._write, body)
         if count:
             self._notify()
-        return count
+        return int(count)
 
     async def txn(
         self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
@@ -332,7 +332,7 @@ class SqliteStore:
             return int(lease)
 
         lease, _ = await self._run(self._write, body)
-        return lease
+        return int(lease)
 
     async def lease_keepalive(self, lease: int) -> int:
         def body(txn: _Txn) -> int:
@@ -345,7 +345,7 @@ class SqliteStore:
             return int(row[0])
 
         ttl, _ = await self._run(self._write, body)
-        return ttl
+        return int(ttl)
 
     async def lease_revoke(self, lease: int) -> None:
         def body(txn: _Txn) -> None:
