@@ -65,3 +65,22 @@ def test_etcd_writes_survive_kill_9_of_etcd_and_of_tether_serve(tmp_path: Path) 
             _all_there(server.url, acknowledged)
         finally:
             server.kill()
+
+
+def test_serve_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "tether.toml"
+    config.write_text('store = "sqlite:/tmp/x.db"\nlissten = "127.0.0.1:1"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "tether.cli.main", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: lissten: unknown key in " + str(config) + " (known: store, listen, log_level)"
+    ]

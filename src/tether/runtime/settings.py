@@ -48,7 +48,15 @@ class Settings:
 KEYS = tuple(f.name for f in fields(Settings))
 
 
-def _check(key: str, value: Any) -> str:
+def _check(key: str, value: Any, source: str | None = None) -> str:
+    """Validate setting ``key``; errors name ``source`` (the file key, variable or flag)."""
+    try:
+        return _checked(key, value)
+    except SettingsError as exc:
+        raise SettingsError(source or key, str(exc).removeprefix(f"{key}: ")) from None
+
+
+def _checked(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise SettingsError(key, f"expected a string, got {type(value).__name__}")
     if key == "store":
@@ -85,12 +93,13 @@ def resolve_settings(
     for key in KEYS:
         name = f"TETHER_{key.upper()}"
         if name in env:
-            settings = replace(settings, **{key: _check(name, env[name])})
+            settings = replace(settings, **{key: _check(key, env[name], name)})
     for key, value in flags.items():
         if key not in KEYS:
             raise SettingsError(key, "unknown setting")
         if value is not None:
-            settings = replace(settings, **{key: _check(f"--{key.replace('_', '-')}", value)})
+            flag = f"--{key.replace('_', '-')}"
+            settings = replace(settings, **{key: _check(key, value, flag)})
     return settings
 
 
