@@ -32,6 +32,7 @@ def test_flags_win_over_environment_which_wins_over_the_file() -> None:
         (None, {"TETHER_LOG_LEVEL": "loud"}, {}, "TETHER_LOG_LEVEL"),
         (None, {"TETHER_STORE": "etcd://host"}, {}, "TETHER_STORE"),
         (None, {}, {"listen": "127.0.0.1:99999"}, "--listen"),
+        (None, {"TETHER_STOER": "sqlite:/x"}, {}, "TETHER_STOER"),
     ],
 )
 def test_bad_settings_name_their_key(

@@ -59,28 +59,35 @@ def create_app(store_url: str) -> FastAPI:
         return {"ok": True, "revision": await store.revision()}
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(request: Request) -> Response:
+        async with request.app.state.models.reading():
+            text = generate_latest(metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/status", tags=["operations"])
     async def status(request: Request) -> dict[str, Any]:
         models: ModelService = request.app.state.models
         store = request.app.state.store
-        errors = [
-            {"kind": kind, "id": obj.id, "name": obj.name, "message": obj.status.message}
-            for kind, objects in models.catalog.objects.items()
-            for obj in objects.values()
-            if obj.status.state == "error"
-        ]
-        return {
-            "version": tether.__version__,
-            "store": {"backend": store.name, "revision": await store.revision()},
-            "model_revision": models.catalog.fence_revision,
-            "objects": {kind: models.catalog.count(kind) for kind in models.catalog.objects},
-            "errors": errors,
-        }
+        async with models.reading():
+            return await _status(models, store)
 
     return app
+
+
+async def _status(models: ModelService, store: Any) -> dict[str, Any]:
+    errors = [
+        {"kind": kind, "id": obj.id, "name": obj.name, "message": obj.status.message}
+        for kind, objects in models.catalog.objects.items()
+        for obj in objects.values()
+        if obj.status.state == "error"
+    ]
+    return {
+        "version": tether.__version__,
+        "store": {"backend": store.name, "revision": await store.revision()},
+        "model_revision": models.catalog.fence_revision,
+        "objects": {kind: models.catalog.count(kind) for kind in models.catalog.objects},
+        "errors": errors,
+    }
 
 
 class _MetricsMiddleware:

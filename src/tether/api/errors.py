@@ -28,20 +28,26 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     )
 
 
+UNION_TAGS = frozenset({"network", "port", "router", "chassis", "gateway", "binding"})
+"""The ``kind`` tags of bulk items (see :mod:`tether.model.bulk`)."""
+
+
 def field_path(loc: tuple[Any, ...]) -> str:
     """``("body", "subnets", 0, "cidr")`` -> ``subnets[0].cidr``."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path"):
         parts = parts[1:]
     text = ""
-    for part in parts:
+    for i, part in enumerate(parts):
         if isinstance(part, int):
             text += f"[{part}]"
-        elif isinstance(part, str) and part.startswith("function-after"):
             continue
-        else:
-            text += f".{part}" if text else str(part)
-    return text or str(loc[0] if loc else "body")
+        if i >= 2 and parts[i - 2] == "items" and part in UNION_TAGS:
+            continue  # the tag pydantic puts in the path of a bulk item (a tagged union)
+        if isinstance(part, str) and part.startswith("function-after"):
+            continue
+        text += f".{part}" if text else str(part)
+    return text if text and not text.startswith("[") else "body"
 
 
 def _validation_message(error: dict[str, Any]) -> str:

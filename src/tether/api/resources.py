@@ -105,9 +105,13 @@ async def _write(request: Request, operation: Any) -> Any:
 async def list_networks(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    return _page(
-        _service(request).objects("networks"), after=after, limit=limit, filters={"tenant": tenant}
-    )
+    async with _service(request).reading():
+        return _page(
+            _service(request).objects("networks"),
+            after=after,
+            limit=limit,
+            filters={"tenant": tenant},
+        )
 
 
 @router.post("/networks", response_model=Network, status_code=201, tags=["networks"])
@@ -117,7 +121,8 @@ async def create_network(request: Request, body: NetworkCreate) -> Any:
 
 @router.get("/networks/{ref}", response_model=Network, tags=["networks"])
 async def get_network(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
-    return _service(request).catalog.resolve(Network, ref, tenant=tenant, field="network")
+    async with _service(request).reading():
+        return _service(request).catalog.resolve(Network, ref, tenant=tenant, field="network")
 
 
 @router.patch("/networks/{ref}", response_model=Network, tags=["networks"])
@@ -154,13 +159,16 @@ async def list_ports(
     after: str | None = After,
 ) -> Page:
     service = _service(request)
-    catalog = service.catalog
-    network_id = (
-        catalog.resolve(Network, network, tenant=tenant, field="network").id if network else None
-    )
-    chassis_name = catalog.resolve(Chassis, chassis, field="chassis").name if chassis else None
-    filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
-    return _page(service.objects("ports"), after=after, limit=limit, filters=filters)
+    async with service.reading():
+        catalog = service.catalog
+        network_id = (
+            catalog.resolve(Network, network, tenant=tenant, field="network").id
+            if network
+            else None
+        )
+        chassis_name = catalog.resolve(Chassis, chassis, field="chassis").name if chassis else None
+        filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
+        return _page(service.objects("ports"), after=after, limit=limit, filters=filters)
 
 
 @router.post("/ports", response_model=Port, status_code=201, tags=["ports"])
@@ -170,7 +178,8 @@ async def create_port(request: Request, body: PortCreate) -> Any:
 
 @router.get("/ports/{ref}", response_model=Port, tags=["ports"])
 async def get_port(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
-    return _service(request).catalog.resolve(Port, ref, tenant=tenant, field="port")
+    async with _service(request).reading():
+        return _service(request).catalog.resolve(Port, ref, tenant=tenant, field="port")
 
 
 @router.patch("/ports/{ref}", response_model=Port, tags=["ports"])
@@ -192,9 +201,13 @@ async def delete_port(request: Request, ref: str, tenant: str | None = TenantQue
 async def list_routers(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    return _page(
-        _service(request).objects("routers"), after=after, limit=limit, filters={"tenant": tenant}
-    )
+    async with _service(request).reading():
+        return _page(
+            _service(request).objects("routers"),
+            after=after,
+            limit=limit,
+            filters={"tenant": tenant},
+        )
 
 
 @router.post("/routers", response_model=Router, status_code=201, tags=["routers"])
@@ -204,7 +217,8 @@ async def create_router(request: Request, body: RouterCreate) -> Any:
 
 @router.get("/routers/{ref}", response_model=Router, tags=["routers"])
 async def get_router(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
-    return _service(request).catalog.resolve(Router, ref, tenant=tenant, field="router")
+    async with _service(request).reading():
+        return _service(request).catalog.resolve(Router, ref, tenant=tenant, field="router")
 
 
 @router.patch("/routers/{ref}", response_model=Router, tags=["routers"])
@@ -224,7 +238,8 @@ async def delete_router(request: Request, ref: str, tenant: str | None = TenantQ
 
 @router.get("/chassis", response_model=Page, tags=["chassis"])
 async def list_chassis(request: Request, limit: int = Limit, after: str | None = After) -> Page:
-    return _page(_service(request).objects("chassis"), after=after, limit=limit, filters={})
+    async with _service(request).reading():
+        return _page(_service(request).objects("chassis"), after=after, limit=limit, filters={})
 
 
 @router.post("/chassis", response_model=Chassis, status_code=201, tags=["chassis"])
@@ -234,7 +249,8 @@ async def create_chassis(request: Request, body: ChassisCreate) -> Any:
 
 @router.get("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
 async def get_chassis(request: Request, ref: str) -> Any:
-    return _service(request).catalog.resolve(Chassis, ref, field="chassis")
+    async with _service(request).reading():
+        return _service(request).catalog.resolve(Chassis, ref, field="chassis")
 
 
 @router.patch("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
@@ -252,7 +268,8 @@ async def delete_chassis(request: Request, ref: str, force: bool = False) -> Del
 
 @router.get("/gateways", response_model=Page, tags=["gateways"])
 async def list_gateways(request: Request, limit: int = Limit, after: str | None = After) -> Page:
-    return _page(_service(request).objects("gateways"), after=after, limit=limit, filters={})
+    async with _service(request).reading():
+        return _page(_service(request).objects("gateways"), after=after, limit=limit, filters={})
 
 
 @router.post("/gateways", response_model=Gateway, status_code=201, tags=["gateways"])
@@ -262,7 +279,8 @@ async def create_gateway(request: Request, body: GatewayCreate) -> Any:
 
 @router.get("/gateways/{ref}", response_model=Gateway, tags=["gateways"])
 async def get_gateway(request: Request, ref: str) -> Any:
-    return _service(request).catalog.resolve(Gateway, ref, field="gateway")
+    async with _service(request).reading():
+        return _service(request).catalog.resolve(Gateway, ref, field="gateway")
 
 
 @router.patch("/gateways/{ref}", response_model=Gateway, tags=["gateways"])
@@ -280,10 +298,11 @@ async def list_bindings(
     request: Request, ref: str, limit: int = Limit, after: str | None = After
 ) -> Page:
     service = _service(request)
-    gateway = service.catalog.resolve(Gateway, ref, field="gateway")
-    return _page(
-        service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name}
-    )
+    async with service.reading():
+        gateway = service.catalog.resolve(Gateway, ref, field="gateway")
+        return _page(
+            service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name}
+        )
 
 
 @router.post(

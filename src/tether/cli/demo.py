@@ -153,6 +153,14 @@ def _stop() -> None:
         return
     pid = int(pidfile.read_text())
     try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        command = []
+    if b"tether.cli.main" not in command or b"serve" not in command:
+        typer.echo("the demo controller had already stopped")
+        pidfile.unlink()
+        return
+    try:
         os.kill(pid, signal.SIGTERM)
         typer.echo(f"stopped the demo controller (pid {pid})")
     except ProcessLookupError:

@@ -6,9 +6,11 @@ runs the controller itself (:mod:`tether.runtime`).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
+from typer._click import exceptions as usage  # typer vendors click since 0.29
 
 from tether.cli import demo, resources
 
@@ -39,13 +41,18 @@ def serve(
     """
     from tether.runtime.server import serve as run
     from tether.runtime.settings import SettingsError, load_settings
+    from tether.store import StoreError
 
     try:
         settings = load_settings(config, {"store": store, "listen": listen, "log_level": log_level})
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    run(settings)
+    try:
+        run(settings)
+    except StoreError as exc:
+        typer.echo(f"error: cannot open the store {settings.store}: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 app.command(name="demo")(demo.demo)
@@ -53,7 +60,25 @@ resources.register(app)
 
 
 def main() -> None:
-    app(prog_name="tether")
+    """Run the CLI; every failure, usage errors included, is one line on stderr."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="tether", standalone_mode=False)
+    except usage.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "usage: tether COMMAND --help")
+        sys.exit(0)
+    except usage.UsageError as exc:
+        message = " ".join(exc.format_message().split())
+        where = f" (try: {exc.ctx.command_path} --help)" if exc.ctx else ""
+        typer.echo(f"error: {message}{where}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(130)
+    # without standalone mode, click hands back a command's exit code instead of exiting
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

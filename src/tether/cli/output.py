@@ -59,7 +59,9 @@ def _console() -> Console:
 
 
 def _text(cell: Cell) -> Text:
-    return cell if isinstance(cell, Text) else Text(cell)
+    if isinstance(cell, Text):
+        return cell
+    return Text("-" if cell is None else str(cell))
 
 
 def print_table(

@@ -74,6 +74,7 @@ def _unique_keys(kind: str, obj: Resource) -> Iterator[IndexKey]:
     elif isinstance(obj, Router):
         for iface in obj.interfaces:
             yield ("ip", iface.network, iface.ip)
+            yield ("mac", iface.network, iface.mac)
     elif isinstance(obj, Chassis | Gateway) and obj.tunnel_ip:
         yield ("tunnel", obj.tunnel_ip)
     if isinstance(obj, GatewayBinding):

@@ -16,6 +16,7 @@ __all__ = [
     "parse_mac",
     "parse_name",
     "parse_ovsdb_address",
+    "parse_tunnel_ip",
     "parse_vlan",
     "parse_vni",
 ]
@@ -50,10 +51,23 @@ def parse_ip(text: str) -> str:
     """An IPv4 or IPv6 address in canonical form."""
     if _IPV4.match(text):  # the common case, already canonical; ipaddress is 10x slower
         return text
+    if "%" in text:
+        raise ValueError(f"{text!r} has a scope (%...); give the address alone")
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def parse_tunnel_ip(text: str) -> str:
+    """A VTEP's VXLAN source address: a unicast address a tunnel can be sent to."""
+    ip = parse_ip(text)
+    addr = ipaddress.ip_address(ip)
+    if addr.is_unspecified or addr.is_multicast or ip == "255.255.255.255":
+        raise ValueError(f"{ip} cannot be a tunnel endpoint (unspecified, multicast or broadcast)")
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        raise ValueError(f"{ip} is an IPv4-mapped address; write {addr.ipv4_mapped}")
+    return ip
 
 
 def parse_cidr(text: str) -> str:

@@ -18,6 +18,7 @@ from tether.model.fields import (
     parse_mac,
     parse_name,
     parse_ovsdb_address,
+    parse_tunnel_ip,
     parse_vlan,
     parse_vni,
 )
@@ -53,6 +54,7 @@ __all__ = [
 
 Mac = Annotated[str, AfterValidator(parse_mac)]
 IP = Annotated[str, AfterValidator(parse_ip)]
+TunnelIP = Annotated[str, AfterValidator(parse_tunnel_ip)]
 Cidr = Annotated[str, AfterValidator(parse_cidr)]
 Vni = Annotated[StrictInt, AfterValidator(parse_vni)]
 Vlan = Annotated[StrictInt, AfterValidator(parse_vlan)]
@@ -182,24 +184,24 @@ class RouterUpdate(_Value):
 
 class Chassis(Resource):
     name: Name
-    tunnel_ip: IP
+    tunnel_ip: TunnelIP
 
 
 class ChassisCreate(_Value):
     name: Name
     tenant: Tenant = "default"
-    tunnel_ip: IP
+    tunnel_ip: TunnelIP
 
 
 class ChassisUpdate(_Value):
-    tunnel_ip: IP | None = None
+    tunnel_ip: TunnelIP | None = None
 
 
 class Gateway(Resource):
     name: Name
     ovsdb: OvsdbAddress
     physical_switch: Name
-    tunnel_ip: IP | None = None
+    tunnel_ip: TunnelIP | None = None
     """None until learned from the switch's ``Physical_Switch.tunnel_ips``."""
     mode: TransactionMode = "bind-last"
     max_rows_per_txn: StrictInt = Field(1000, ge=1, le=1_000_000)
@@ -211,7 +213,7 @@ class GatewayCreate(_Value):
     ovsdb: OvsdbAddress
     physical_switch: Name | None = None
     """The ``Physical_Switch`` row's name; defaults to the gateway's name."""
-    tunnel_ip: IP | None = None
+    tunnel_ip: TunnelIP | None = None
     """The switch's VXLAN source address; learned from the switch when not given."""
     mode: TransactionMode = "bind-last"
     max_rows_per_txn: StrictInt = Field(1000, ge=1, le=1_000_000)
@@ -220,7 +222,7 @@ class GatewayCreate(_Value):
 class GatewayUpdate(_Value):
     ovsdb: OvsdbAddress | None = None
     physical_switch: Name | None = None
-    tunnel_ip: IP | None = None
+    tunnel_ip: TunnelIP | None = None
     mode: TransactionMode | None = None
     max_rows_per_txn: StrictInt | None = Field(None, ge=1, le=1_000_000)
 
@@ -233,7 +235,8 @@ class GatewayBinding(Resource):
 
 
 class GatewayBindingCreate(_Value):
-    port: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
+    port: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+    """The physical port's name (printable ASCII, no spaces), as in ``Physical_Port``."""
     vlan: Vlan
     network: Ref
 

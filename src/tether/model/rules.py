@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from tether.model.catalog import NOUN, Catalog
-from tether.model.errors import ConflictError, InvalidError, NotFoundError
+from tether.model.errors import ConflictError, InvalidError, ModelError, NotFoundError
 from tether.model.resources import (
     Chassis,
     ChassisCreate,
@@ -50,6 +50,9 @@ from tether.model.resources import (
 __all__ = ["IdSource", "Rules"]
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_ALLOCATION_SCAN = 1 << 20
+"""Addresses looked at before a network is declared full (bounds the work of a /8)."""
 
 
 R = TypeVar("R", bound=BaseModel)
@@ -136,6 +139,8 @@ class Rules:
     def __init__(self, catalog: Catalog, ids: IdSource) -> None:
         self.catalog = catalog
         self.ids = ids
+        self._ip_cursor: dict[tuple[str, str], int] = {}
+        """Where the next address allocation starts, per (network, subnet): only a hint."""
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -170,19 +175,31 @@ class Rules:
             self._claim(("ip", network.id, ip), f"IP {ip} in network {network.name}", field, owner)
 
     def _allocate_ip(self, network: Network) -> list[str]:
+        """The next free address of the network's first subnet with room, scanning on from
+        where the last allocation stopped (constant time per port in a bulk request)."""
         for subnet in network.subnets:
-            net = _network(subnet.cidr)
-            if not subnet.dhcp.enabled and network.subnets.index(subnet) > 0:
-                continue
-            for host in net.hosts() if net.num_addresses > 2 else iter(net):
-                ip = str(host)
-                if ip != subnet.gateway_ip and self.catalog.holder("ip", network.id, ip) is None:
-                    return [ip]
-                if net.num_addresses > 65_536 and int(host) - int(net[0]) > 65_536:
-                    break
+            found = self._next_free(network, subnet)
+            if found is not None:
+                return [found]
         if network.subnets:
             raise ConflictError(f"no free address left in network {network.name}", "ips")
         return []
+
+    def _next_free(self, network: Network, subnet: Subnet) -> str | None:
+        net = _network(subnet.cidr)
+        first, size = int(net.network_address), net.num_addresses
+        reserved_ends = net.version == 4 and net.prefixlen < 31
+        cursor_key = (network.id, subnet.cidr)
+        start = self._ip_cursor.get(cursor_key, 0)
+        for step in range(min(size, MAX_ALLOCATION_SCAN)):
+            offset = (start + step) % size
+            if reserved_ends and offset in (0, size - 1):
+                continue
+            ip = str(ipaddress.ip_address(first + offset))
+            if ip != subnet.gateway_ip and self.catalog.holder("ip", network.id, ip) is None:
+                self._ip_cursor[cursor_key] = offset + 1
+                return ip
+        return None
 
     def _reserved_gateway(self, network: Network, ip: str, field: str) -> None:
         if any(s.gateway_ip == ip for s in network.subnets):
@@ -243,6 +260,10 @@ class Rules:
                 for iface in obj.interfaces:
                     if iface.network == network.id:
                         self._fits_after_change(network, iface.ip, f"router {obj.name}")
+                try:
+                    self._check_routes(obj.routes, obj.interfaces)
+                except ModelError as exc:
+                    raise ConflictError(f"router {obj.name}: {exc.message}", "subnets") from None
 
     @staticmethod
     def _fits_after_change(network: Network, ip: str, user: str) -> None:
@@ -403,6 +424,9 @@ class Rules:
                 raise InvalidError(f"network {network.name} has no subnet to join", f"{field}.ip")
             self._check_ip(network, ip, f"{field}.ip", router_id)
             mac = wanted.mac or self._old_mac(old, network.id) or self.ids.new_mac()
+            if not self._free(("mac", network.id, mac), router_id):
+                what = f"MAC {mac} in network {network.name}"
+                self._claim(("mac", network.id, mac), what, f"{field}.mac", router_id)
             interfaces.append(RouterInterface(network=network.id, ip=ip, mac=mac))
         router = _build(
             Router,
@@ -432,6 +456,11 @@ class Rules:
                     f"a route to {route.destination} is listed twice", f"routes[{i}].destination"
                 )
             seen.add(route.destination)
+            if _network(route.destination).version != _address_value(route.nexthop)[0]:
+                raise InvalidError(
+                    f"next hop {route.nexthop} is not of the address family of {route.destination}",
+                    f"routes[{i}].nexthop",
+                )
             if not any(ipaddress.ip_address(route.nexthop) in net for net in nets):
                 raise InvalidError(
                     f"next hop {route.nexthop} is not on any of the router's networks",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 
@@ -9,8 +10,15 @@ import uvicorn
 
 from tether.api.app import create_app
 from tether.runtime.settings import Settings
+from tether.store import open_store
 
 __all__ = ["serve"]
+
+
+async def _probe_store(url: str) -> None:
+    """Open and close the store once: raises StoreError when it cannot be used."""
+    store = await open_store(url)
+    await store.close()
 
 
 def serve(settings: Settings) -> None:
@@ -19,6 +27,7 @@ def serve(settings: Settings) -> None:
     # cyclic GC rescans it every few thousand allocations (a third of a 10,000-object bulk
     # request). Collect far less often; the model itself holds no reference cycles.
     gc.set_threshold(200_000, 50, 1000)
+    asyncio.run(_probe_store(settings.store))  # fail with one line, not a server traceback
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

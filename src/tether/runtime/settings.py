@@ -46,6 +46,8 @@ class Settings:
 
 
 KEYS = tuple(f.name for f in fields(Settings))
+KNOWN_ENV = frozenset({*(f"TETHER_{key.upper()}" for key in KEYS), "TETHER_URL"})
+"""``TETHER_URL`` is the CLI's; a misspelt variable is an error rather than ignored."""
 
 
 def _check(key: str, value: Any, source: str | None = None) -> str:
@@ -90,6 +92,9 @@ def resolve_settings(
             if key not in KEYS:
                 raise SettingsError(key, f"unknown key in {file_name} (known: {', '.join(KEYS)})")
             settings = replace(settings, **{key: _check(key, value)})
+    for name in env:
+        if name.startswith("TETHER_") and name not in KNOWN_ENV:
+            raise SettingsError(name, f"unknown variable (known: {', '.join(sorted(KNOWN_ENV))})")
     for key in KEYS:
         name = f"TETHER_{key.upper()}"
         if name in env:

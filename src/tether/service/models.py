@@ -38,6 +38,7 @@ from tether.store import (
     Put,
     Store,
     StoreError,
+    StoreUnavailableError,
 )
 
 __all__ = ["ModelService", "WriteResult"]
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 8
+CATCH_UP_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,22 +105,35 @@ class ModelService:
             log.error("store key %s holds an object this version cannot read; ignored", key)
 
     async def _follow(self) -> None:
+        """Apply every model change to the catalog, forever; reload when history is gone."""
+        reload = False
         while True:
             try:
+                if reload:
+                    async with self._lock:
+                        await self._load()
+                    reload = False
+                    await self._notify_applied()
                 watch = self.store.watch(MODEL_PREFIX, start_revision=self.watch_revision + 1)
                 async for batch in watch:
                     async with self._lock:
                         self._apply_events(batch.events)
                         self.watch_revision = max(self.watch_revision, batch.revision)
-                    async with self._applied:
-                        self._applied.notify_all()
+                    await self._notify_applied()
             except CompactedError:
                 log.warning("model watch fell behind compaction; reloading the catalog")
-                async with self._lock:
-                    await self._load()
+                reload = True
             except StoreError as exc:
                 log.warning("model watch interrupted (%s); resuming", exc)
                 await asyncio.sleep(0.5)
+
+    async def _notify_applied(self) -> None:
+        async with self._applied:
+            self._applied.notify_all()
+
+    def reading(self) -> asyncio.Lock:
+        """Hold while reading the catalog: it is never seen with an unstored draft in it."""
+        return self._lock
 
     def _apply_events(self, events: tuple[Event, ...]) -> None:
         for event in events:
@@ -140,11 +155,17 @@ class ModelService:
 
     async def _catch_up(self, fence_revision: int) -> None:
         """Wait until the watch has applied the model write at ``fence_revision``."""
-        async with self._applied:
-            await asyncio.wait_for(
-                self._applied.wait_for(lambda: self.catalog.fence_revision >= fence_revision),
-                timeout=30,
-            )
+        try:
+            async with self._applied:
+                await asyncio.wait_for(
+                    self._applied.wait_for(lambda: self.catalog.fence_revision >= fence_revision),
+                    timeout=CATCH_UP_SECONDS,
+                )
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"the controller's view of the model has not reached revision {fence_revision} "
+                f"after {CATCH_UP_SECONDS}s; the store watch may be down"
+            ) from None
 
     # -- writing ------------------------------------------------------------------------------
 

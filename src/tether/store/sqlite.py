@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from tether.store.base import (
     CompactedError,
@@ -172,11 +173,18 @@ class SqliteStore:
         self._tick = asyncio.Event()
         self._closed = False
         self._expiry_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_file: IO[str] | None = None
 
     @classmethod
     async def open(cls, path: str, **options: object) -> SqliteStore:
         store = cls(path, **options)  # type: ignore[arg-type]
-        await store._run(store._open_db)
+        store._loop = asyncio.get_running_loop()
+        try:
+            await store._run(store._open_db)
+        except BaseException:
+            store._thread.shutdown(wait=False)
+            raise
         store._expiry_task = asyncio.get_running_loop().create_task(store._expire_forever())
         return store
 
@@ -185,11 +193,18 @@ class SqliteStore:
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._closed:
             raise StoreError("store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
     def _open_db(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._take_file_lock()
+        except OSError as exc:
+            raise StoreError(f"cannot use {self.path}: {exc.strerror}") from exc
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
@@ -200,6 +215,15 @@ class SqliteStore:
         db.execute("UPDATE lease SET deadline = ? + ttl", (self._clock(),))
         self._db = db
         self._revision, self._compacted = self._read_meta()
+
+    def _take_file_lock(self) -> None:
+        """One process per store file: the revision lives in this process's memory."""
+        self._lock_file = open(f"{self.path}.lock", "a")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreError(f"sqlite store {self.path} is in use by another process") from None
 
     def _read_meta(self) -> tuple[int, int]:
         assert self._db is not None
@@ -219,7 +243,12 @@ class SqliteStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._revision = revision
+        if revision != self._revision:
+            self._revision = revision
+            # wake watchers from here: the awaiting coroutine may have been cancelled
+            if self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    self._loop.call_soon_threadsafe(self._notify)
         return result, revision
 
     def _notify(self) -> None:
@@ -273,8 +302,6 @@ class SqliteStore:
             return txn.delete(Delete(key, prefix))
 
         count, _ = await self._run(self._write, body)
-        if count:
-            self._notify()
         return int(count)
 
     async def txn(
@@ -282,15 +309,12 @@ class SqliteStore:
     ) -> TxnResult:
         _check_ops(success)
         _check_ops(failure)
-        before = self._revision
 
         def body(txn: _Txn) -> tuple[bool, tuple[tuple[KeyValue, ...], ...]]:
             ok = all(c.holds(txn.read(c.key)) for c in compares)
             return ok, self._apply(txn, success if ok else failure)
 
         (ok, reads), revision = await self._run(self._write, body)
-        if revision != before:
-            self._notify()
         return TxnResult(succeeded=ok, revision=revision, reads=reads)
 
     def _apply(self, txn: _Txn, ops: Sequence[Op]) -> tuple[tuple[KeyValue, ...], ...]:
@@ -336,9 +360,11 @@ class SqliteStore:
 
     async def lease_keepalive(self, lease: int) -> int:
         def body(txn: _Txn) -> int:
-            row = txn.db.execute("SELECT ttl FROM lease WHERE id = ?", (lease,)).fetchone()
+            row = txn.db.execute(
+                "SELECT ttl FROM lease WHERE id = ? AND deadline > ?", (lease, self._clock())
+            ).fetchone()
             if row is None:
-                raise LeaseNotFoundError(f"lease {lease} not found")
+                raise LeaseNotFoundError(f"lease {lease} not found or expired")
             txn.db.execute(
                 "UPDATE lease SET deadline = ? WHERE id = ?", (self._clock() + row[0], lease)
             )
@@ -353,9 +379,7 @@ class SqliteStore:
                 raise LeaseNotFoundError(f"lease {lease} not found")
             self._drop_lease_keys(txn, lease)
 
-        _, revision = await self._run(self._write, body)
-        self._notify()
-        del revision
+        await self._run(self._write, body)
 
     @staticmethod
     def _drop_lease_keys(txn: _Txn, lease: int) -> None:
@@ -366,17 +390,22 @@ class SqliteStore:
         txn.delete_kvs(KeyValue(*row) for row in rows)
 
     async def expire_leases(self) -> int:
-        """Revoke every lease past its deadline; returns how many. Runs periodically."""
-        expired = await self._run(self._expired_leases)
-        for lease in expired:
-            with contextlib.suppress(LeaseNotFoundError):
-                await self.lease_revoke(lease)
-        return len(expired)
+        """Revoke every lease past its deadline, in one transaction (a keep-alive cannot slip
+        in between the check and the revocation); returns how many. Runs periodically."""
 
-    def _expired_leases(self) -> list[int]:
-        assert self._db is not None
-        rows = self._db.execute("SELECT id FROM lease WHERE deadline <= ?", (self._clock(),))
-        return [int(lease) for (lease,) in rows]
+        def body(txn: _Txn) -> int:
+            now = self._clock()
+            expired = [
+                int(lease)
+                for (lease,) in txn.db.execute("SELECT id FROM lease WHERE deadline <= ?", (now,))
+            ]
+            for lease in expired:
+                txn.db.execute("DELETE FROM lease WHERE id = ?", (lease,))
+                self._drop_lease_keys(txn, lease)
+            return len(expired)
+
+        count, _ = await self._run(self._write, body)
+        return int(count)
 
     async def _expire_forever(self) -> None:
         while not self._closed:
@@ -398,11 +427,16 @@ class SqliteStore:
 
     def _compact(self, revision: int) -> int:
         assert self._db is not None
-        with self._db:
-            self._db.execute("DELETE FROM log WHERE rev <= ?", (revision,))
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             self._db.execute(
                 "UPDATE meta SET value = max(value, ?) WHERE name = 'compacted'", (revision,)
             )
+            self._db.execute("DELETE FROM log WHERE rev <= ?", (revision,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         return max(self._compacted, revision)
 
     async def _compact_history(self) -> None:
@@ -429,7 +463,7 @@ class SqliteStore:
                     continue
             if not caught_up and last >= self._revision:
                 caught_up = True
-                yield WatchBatch(revision=last)
+                yield WatchBatch(revision=min(last, self._revision))
             if last >= self._revision:
                 await tick.wait()
 
@@ -467,16 +501,19 @@ class SqliteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
 
 def _check_ops(ops: Sequence[Op]) -> None:
+    """etcd's rule: no key is written (put or deleted) twice in one transaction."""
     seen: set[str] = set()
     for op in ops:
-        if isinstance(op, Put | Delete) and not op.key:
-            raise StoreError("empty key")
-        if isinstance(op, Put):
-            if op.key in seen:
-                raise StoreError(f"duplicate key {op.key!r} in one transaction")
-            seen.add(op.key)
-        elif isinstance(op, Get):
+        if isinstance(op, Get) or (isinstance(op, Delete) and op.prefix):
             continue
+        if not op.key:
+            raise StoreError("empty key")
+        if op.key in seen:
+            raise StoreError(f"duplicate key {op.key!r} in one transaction")
+        seen.add(op.key)
