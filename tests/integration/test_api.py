@@ -591,3 +591,38 @@ def test_no_input_gives_a_500(
     assert reply.status_code < 500, reply.text
     if reply.status_code >= 400:
         assert set(reply.json()["error"]) == {"code", "message", "field"}
+
+
+def test_concurrent_router_edits_never_lose_each_other(
+    http: httpx.Client, fabric: dict[str, Any], api: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ok(http.post("/v1/routers", json={"name": "edge", "interfaces": [{"network": "web"}]}), 201)
+
+    def add(i: int) -> int:
+        with httpx.Client(base_url=api, timeout=30) as client:
+            body = {"destination": f"172.16.{i}.0/24", "nexthop": "10.0.1.254"}
+            return client.post("/v1/routers/edge/routes", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(add, range(16))) == {200}
+    routes = ok(http.get("/v1/routers/edge"))["routes"]
+    assert sorted(r["destination"] for r in routes) == sorted(f"172.16.{i}.0/24" for i in range(16))
+    ok(http.delete("/v1/routers/edge/routes/172.16.3.0/24"))
+    refused(
+        http, "DELETE", "/v1/routers/edge/routes/172.16.3.0/24", status=404, field="destination"
+    )
+    refused(http, "DELETE", "/v1/routers/edge/routes/nonsense", status=400, field="destination")
+    refused(
+        http,
+        "POST",
+        "/v1/routers/edge/interfaces",
+        {"network": "web"},
+        status=400,
+        field="interfaces[1].network",
+    )
+    assert (
+        len(ok(http.post("/v1/routers/edge/interfaces", json={"network": "db"}))["interfaces"]) == 2
+    )
+    assert len(ok(http.delete("/v1/routers/edge/interfaces/db"))["interfaces"]) == 1

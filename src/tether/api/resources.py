@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from tether.model import KINDS, Resource, Rules
+from tether.model import KINDS, InvalidError, Resource, Rules
 from tether.model.bulk import BulkRequest, apply_bulk
+from tether.model.fields import parse_cidr
 from tether.model.resources import (
     Chassis,
     ChassisCreate,
@@ -28,8 +29,10 @@ from tether.model.resources import (
     Port,
     PortCreate,
     PortUpdate,
+    Route,
     Router,
     RouterCreate,
+    RouterInterfaceCreate,
     RouterUpdate,
 )
 from tether.service.models import ModelService
@@ -226,6 +229,40 @@ async def update_router(
     request: Request, ref: str, body: RouterUpdate, tenant: str | None = TenantQuery
 ) -> Any:
     return await _write(request, lambda rules: rules.update_router(ref, body, tenant))
+
+
+@router.post("/routers/{ref}/interfaces", response_model=Router, tags=["routers"])
+async def add_router_interface(
+    request: Request, ref: str, body: RouterInterfaceCreate, tenant: str | None = TenantQuery
+) -> Any:
+    """Join a network (atomic: concurrent edits of one router never lose each other)."""
+    return await _write(request, lambda rules: rules.add_router_interface(ref, body, tenant))
+
+
+@router.delete("/routers/{ref}/interfaces/{network}", response_model=Router, tags=["routers"])
+async def remove_router_interface(
+    request: Request, ref: str, network: str, tenant: str | None = TenantQuery
+) -> Any:
+    return await _write(request, lambda rules: rules.remove_router_interface(ref, network, tenant))
+
+
+@router.post("/routers/{ref}/routes", response_model=Router, tags=["routers"])
+async def add_route(
+    request: Request, ref: str, body: Route, tenant: str | None = TenantQuery
+) -> Any:
+    return await _write(request, lambda rules: rules.add_route(ref, body, tenant))
+
+
+@router.delete("/routers/{ref}/routes/{destination:path}", response_model=Router, tags=["routers"])
+async def remove_route(
+    request: Request, ref: str, destination: str, tenant: str | None = TenantQuery
+) -> Any:
+    """Remove the route to ``destination`` (a prefix such as ``0.0.0.0/0``)."""
+    try:
+        prefix = parse_cidr(destination)
+    except ValueError as exc:
+        raise InvalidError(str(exc), "destination") from None
+    return await _write(request, lambda rules: rules.remove_route(ref, prefix, tenant))
 
 
 @router.delete("/routers/{ref}", response_model=Deleted, tags=["routers"])

@@ -8,8 +8,7 @@ exit code 1. Every command takes ``--url`` (or ``TETHER_URL``) and ``--json`` it
 
 # No `from __future__ import annotations`: typer reads these annotations at runtime.
 
-import ipaddress
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
@@ -737,18 +736,10 @@ def router_show(
         _show_router(api, api.get(_ref_path("routers", ref), {"tenant": tenant}), as_json)
 
 
-def _edit_router(
-    api: Client, ref: str, tenant: str | None, field: str, edit: Callable[[Obj], list[Any]]
-) -> dict[str, Any]:
-    """Read the router, replace its ``field`` list by ``edit(router)``, write it back."""
+def _router_path(api: Client, ref: str, tenant: str | None, *tail: str) -> str:
+    """The router's URL (resolved to its id) with ``tail`` segments appended."""
     router = api.get(_ref_path("routers", ref), {"tenant": tenant})
-    path = _ref_path("routers", router["id"])
-    updated: dict[str, Any] = api.patch(path, {field: edit(router)})
-    return updated
-
-
-def _current_interfaces(router: Obj) -> list[dict[str, Any]]:
-    return [{"network": i["network"], "ip": i["ip"], "mac": i["mac"]} for i in router["interfaces"]]
+    return "/".join([_ref_path("routers", router["id"]), *(segment(part) for part in tail)])
 
 
 @router_app.command("add-interface")
@@ -762,13 +753,10 @@ def router_add_interface(
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
-    """Connect a router to a network."""
-
-    def edit(current: Obj) -> list[dict[str, Any]]:
-        return [*_current_interfaces(current), _some(network=network, ip=ip)]
-
+    """Connect a router to a network (one atomic change on the controller)."""
     with _api(url) as api:
-        _show_router(api, _edit_router(api, router, tenant, "interfaces", edit), as_json)
+        path = _router_path(api, router, tenant, "interfaces")
+        _show_router(api, api.post(path, _some(network=network, ip=ip)), as_json)
 
 
 @router_app.command("remove-interface")
@@ -781,22 +769,8 @@ def router_remove_interface(
 ) -> None:
     """Disconnect a router from a network."""
     with _api(url) as api:
-
-        def edit(current: Obj) -> list[dict[str, Any]]:
-            found = api.get(_ref_path("networks", network), {"tenant": current["tenant"]})
-            kept = [i for i in _current_interfaces(current) if i["network"] != found["id"]]
-            if len(kept) == len(current["interfaces"]):
-                fail(f"router {current['name']} has no interface on network {found['name']}")
-            return kept
-
-        _show_router(api, _edit_router(api, router, tenant, "interfaces", edit), as_json)
-
-
-def _same_prefix(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
-    except ValueError:
-        return a == b
+        path = _router_path(api, router, tenant, "interfaces", network)
+        _show_router(api, api.delete(path), as_json)
 
 
 @router_app.command("add-route")
@@ -808,13 +782,11 @@ def router_add_route(
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a static route to a router."""
-
-    def edit(current: Obj) -> list[Any]:
-        return [*current["routes"], {"destination": destination, "nexthop": nexthop}]
-
+    """Add a static route to a router (one atomic change on the controller)."""
     with _api(url) as api:
-        _show_router(api, _edit_router(api, router, tenant, "routes", edit), as_json)
+        path = _router_path(api, router, tenant, "routes")
+        body = {"destination": destination, "nexthop": nexthop}
+        _show_router(api, api.post(path, body), as_json)
 
 
 @router_app.command("remove-route")
@@ -826,15 +798,9 @@ def router_remove_route(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a static route from a router."""
-
-    def edit(current: Obj) -> list[Any]:
-        kept = [r for r in current["routes"] if not _same_prefix(r["destination"], destination)]
-        if len(kept) == len(current["routes"]):
-            fail(f"router {current['name']} has no route to {destination}")
-        return kept
-
     with _api(url) as api:
-        _show_router(api, _edit_router(api, router, tenant, "routes", edit), as_json)
+        path = _router_path(api, router, tenant, "routes") + "/" + destination
+        _show_router(api, api.delete(path), as_json)
 
 
 @router_app.command("delete")

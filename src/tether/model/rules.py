@@ -133,6 +133,11 @@ def _fill_subnets(subnets: list[Subnet]) -> list[Subnet]:
     return filled
 
 
+def _as_create(interfaces: list[RouterInterface]) -> list[RouterInterfaceCreate]:
+    """Existing interfaces as they would be written, keeping their addresses."""
+    return [RouterInterfaceCreate(network=i.network, ip=i.ip, mac=i.mac) for i in interfaces]
+
+
 class Rules:
     """Operations on a catalog. Call them between ``catalog.begin()`` and commit/rollback."""
 
@@ -467,6 +472,48 @@ class Rules:
                     f"routes[{i}].nexthop",
                 )
         return routes
+
+    def add_router_interface(
+        self, ref: str, wanted: RouterInterfaceCreate, tenant: str | None = None
+    ) -> Router:
+        router = self.catalog.resolve(Router, ref, tenant=tenant, field="router")
+        interfaces = [*_as_create(router.interfaces), wanted]
+        return self._edit_router(router, interfaces=interfaces)
+
+    def remove_router_interface(
+        self, ref: str, network_ref: str, tenant: str | None = None
+    ) -> Router:
+        router = self.catalog.resolve(Router, ref, tenant=tenant, field="router")
+        network = self.catalog.resolve(Network, network_ref, tenant=router.tenant, field="network")
+        kept = [i for i in router.interfaces if i.network != network.id]
+        if len(kept) == len(router.interfaces):
+            raise NotFoundError(
+                f"router {router.name} has no interface on network {network.name}", "network"
+            )
+        return self._edit_router(router, interfaces=_as_create(kept))
+
+    def add_route(self, ref: str, route: Route, tenant: str | None = None) -> Router:
+        router = self.catalog.resolve(Router, ref, tenant=tenant, field="router")
+        return self._edit_router(router, routes=[*router.routes, route])
+
+    def remove_route(self, ref: str, destination: str, tenant: str | None = None) -> Router:
+        router = self.catalog.resolve(Router, ref, tenant=tenant, field="router")
+        kept = [r for r in router.routes if r.destination != destination]
+        if len(kept) == len(router.routes):
+            raise NotFoundError(
+                f"router {router.name} has no route to {destination}", "destination"
+            )
+        return self._edit_router(router, routes=kept)
+
+    def _edit_router(
+        self,
+        router: Router,
+        *,
+        interfaces: list[RouterInterfaceCreate] | None = None,
+        routes: list[Route] | None = None,
+    ) -> Router:
+        patch = RouterUpdate(interfaces=interfaces, routes=routes)
+        return self.update_router(router.id, patch)
 
     def delete_router(self, ref: str, tenant: str | None = None) -> Router:
         router = self.catalog.resolve(Router, ref, tenant=tenant, field="router")
