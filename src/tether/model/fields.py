@@ -113,8 +113,11 @@ def parse_name(text: str) -> str:
     return text
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
 def _looks_like_uuid(text: str) -> bool:
-    return bool(re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", text))
+    return len(text) == 36 and bool(_UUID.match(text))
 
 
 def parse_ovsdb_address(text: str) -> str:
