@@ -4,8 +4,10 @@ no lease revived after expiry, one process per store file."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,13 +70,21 @@ async def test_readers_never_see_a_write_that_is_not_stored(tmp_path: Path) -> N
         await store.close()
 
 
+class SlowCommitStore(SqliteStore):
+    """Every write spends 0.2 s in the store thread before it commits."""
+
+    def _write(self, body: Any) -> Any:
+        time.sleep(0.2)
+        return super()._write(body)
+
+
 async def test_a_cancelled_writer_still_wakes_watchers(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "db"))
+    store = await SlowCommitStore.open(str(tmp_path / "db"))
     try:
         watch = store.watch("/k/", start_revision=await store.revision() + 1)
         first = asyncio.ensure_future(anext(watch))
         write = asyncio.create_task(store.put("/k/a", b"1"))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.05)  # the store thread is inside the write now
         write.cancel()  # the commit goes on in the store thread
         batch = await asyncio.wait_for(first, 5)
         while not batch.events:
