@@ -1,0 +1,456 @@
+"""From (desired, observed) to the next stage of transactions, in the gateway's mode. Pure.
+
+Planning is stateless and level-triggered: each call looks at what the switch holds now and
+returns the next *stage* — a list of transactions, none carrying more than ``max_rows`` rows,
+that the agent runs in order and confirms before it plans again. An empty stage means the
+switch holds exactly what tether wants. A restart (of tether or of the switch) is just
+another call. The stages follow the patent's processes (US 12,388,743):
+
+``bind-last`` (FIG. 5-6)
+    1. unbind: bindings tether no longer wants, and bindings of logical switches whose rows
+       are about to change (the unbind -> update -> rebind path: it opens a gap);
+    2. content: every other row (Logical_Switch, locators, Mcast/Ucast_Macs_Remote);
+    3. bind: the ``vlan_bindings`` of logical switches whose rows are now complete;
+    4. delete: logical switches nobody wants, once empty.
+
+``lock`` (FIG. 7)
+    1. content, bindings included, as one stage; the agent steals ``ls_<VNI>`` of every
+       logical switch the stage touches first, every transaction asserts the locks of the
+       switches it writes, and the agent unlocks once the stage is confirmed;
+    2. delete.
+
+``state-consistent`` (FIG. 8-9)
+    1. mark: ``state_consistent=false`` on logical switches about to change (new ones are
+       inserted with it false);
+    2. content, bindings included, of marked switches;
+    3. mark ``true`` where the content is now complete;
+    4. delete.
+
+A single operation larger than ``max_rows`` (an ``unknown-dst`` set with many new locators)
+goes alone in a transaction: it cannot be split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tether.vtep.state import (
+    GatewayConfig,
+    LogicalSwitchConfig,
+    ObservedSwitch,
+    SwitchView,
+)
+
+__all__ = [
+    "Bind",
+    "EnsureLogicalSwitch",
+    "EnsureRemoteMac",
+    "EnsureUnknownDst",
+    "MarkConsistent",
+    "Op",
+    "RemoveLogicalSwitch",
+    "RemoveRow",
+    "Stage",
+    "Transaction",
+    "Unbind",
+    "lock_name",
+    "missing_ports",
+    "plan",
+]
+
+Mode = Literal["bind-last", "lock", "state-consistent"]
+
+
+def lock_name(vni: int) -> str:
+    """The OVSDB lock guarding one logical switch."""
+    return f"ls_{vni}"
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureLogicalSwitch:
+    name: str
+    tunnel_key: int
+    description: str
+    state_consistent: bool | None = None
+    """Written only in ``state-consistent`` mode."""
+    exists: bool = False
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class MarkConsistent:
+    switch: str
+    value: bool
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureRemoteMac:
+    switch: str
+    mac: str
+    locator: str
+    ip: str
+    uuid: str | None = None
+    """The existing row to update; None inserts."""
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset({self.locator})
+
+
+@dataclass(frozen=True, slots=True)
+class EnsureUnknownDst:
+    switch: str
+    locator_ips: frozenset[str]
+    uuid: str | None = None
+    rows = 2  # a new Physical_Locator_Set and the Mcast_Macs_Remote row
+
+    def locators(self) -> frozenset[str]:
+        return self.locator_ips
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveRow:
+    table: str
+    uuid: str
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    port: str
+    vlan: int
+    switch: str
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Unbind:
+    port: str
+    vlan: int
+    switch: str = ""
+    """The logical switch it is bound to now (for its lock)."""
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveLogicalSwitch:
+    name: str
+    uuid: str
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
+Op = (
+    EnsureLogicalSwitch
+    | MarkConsistent
+    | EnsureRemoteMac
+    | EnsureUnknownDst
+    | RemoveRow
+    | Bind
+    | Unbind
+    | RemoveLogicalSwitch
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    ops: tuple[Op, ...]
+    locks: frozenset[str] = frozenset()
+    """Locks every op of this transaction needs (asserted in it)."""
+
+    @property
+    def rows(self) -> int:
+        return sum(op.rows for op in self.ops)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    name: str
+    """``unbind``, ``content``, ``bind``, ``mark``, ``unmark`` or ``delete``."""
+    transactions: tuple[Transaction, ...] = ()
+    steal: frozenset[str] = frozenset()
+    """Locks to steal before the first transaction and release after the last."""
+    switches: frozenset[str] = field(default_factory=frozenset)
+    """Logical switches this stage changes."""
+
+
+# -- comparing one logical switch --------------------------------------------------------------
+
+
+def _header_differs(want: LogicalSwitchConfig, have: ObservedSwitch) -> bool:
+    return have.tunnel_key != want.tunnel_key or have.description != want.description
+
+
+def _row_ops(want: LogicalSwitchConfig | None, have: ObservedSwitch | None) -> list[Op]:
+    """Ops that make the switch's remote rows (not its bindings) match ``want``."""
+    ops: list[Op] = []
+    if want is not None and (have is None or _header_differs(want, have)):
+        ops.append(
+            EnsureLogicalSwitch(
+                want.name, want.tunnel_key, want.description, exists=have is not None
+            )
+        )
+    observed = have.remote_macs if have else {}
+    wanted = want.remote_macs if want else {}
+    name = want.name if want else (have.name if have else "")
+    for mac, remote in wanted.items():
+        seen = observed.get(mac)
+        if seen is None or seen.locator != remote.locator or seen.ip != remote.ip:
+            uuid = seen.uuid if seen else None
+            ops.append(EnsureRemoteMac(name, mac, remote.locator, remote.ip, uuid))
+    ops.extend(
+        RemoveRow("Ucast_Macs_Remote", seen.uuid)
+        for mac, seen in observed.items()
+        if mac not in wanted
+    )
+    flood = want.flood_locators if want else frozenset()
+    unknown = have.unknown_dst if have else None
+    if flood and (unknown is None or unknown[1] != flood):
+        ops.append(EnsureUnknownDst(name, flood, unknown[0] if unknown else None))
+    elif not flood and unknown is not None:
+        ops.append(RemoveRow("Mcast_Macs_Remote", unknown[0]))
+    if have is not None:
+        ops.extend(RemoveRow(table, uuid) for table, uuid in have.extra_remote_rows)
+    return ops
+
+
+def _binding_ops(
+    desired: GatewayConfig, view: SwitchView, *, only: Iterable[str] | None = None
+) -> tuple[list[Op], list[Op]]:
+    """(unbinds, binds) that make ``vlan_bindings`` match; ``only`` limits to switch names."""
+    uuid_to_name = {s.uuid: s.name for s in view.switches.values()}
+    wanted = {binding: ls.name for ls in desired.switches.values() for binding in ls.bindings}
+    scope = set(only) if only is not None else None
+    unbinds: list[Op] = []
+    for binding, ls_uuid in sorted(view.bindings.items()):
+        current = uuid_to_name.get(ls_uuid, "")
+        if wanted.get(binding) != current and (
+            scope is None or current in scope or wanted.get(binding) in scope
+        ):
+            unbinds.append(Unbind(binding[0], binding[1], current))
+    binds: list[Op] = []
+    for binding, name in sorted(wanted.items()):
+        if binding[0] not in view.ports:
+            continue  # reported by missing_ports(); nothing to bind to
+        if uuid_to_name.get(view.bindings.get(binding, "")) != name and (
+            scope is None or name in scope
+        ):
+            binds.append(Bind(binding[0], binding[1], name))
+    return unbinds, binds
+
+
+def _unwanted(desired: GatewayConfig, view: SwitchView) -> list[ObservedSwitch]:
+    return [s for name, s in sorted(view.switches.items()) if name not in desired.switches]
+
+
+def _changed(desired: GatewayConfig, view: SwitchView) -> dict[str, list[Op]]:
+    """Switch name -> row ops, for every switch whose rows differ (wanted or not)."""
+    changed: dict[str, list[Op]] = {}
+    for name, want in sorted(desired.switches.items()):
+        ops = _row_ops(want, view.switches.get(name))
+        if ops:
+            changed[name] = ops
+    for have in _unwanted(desired, view):
+        ops = _row_ops(None, have)
+        if ops:
+            changed[have.name] = ops
+    return changed
+
+
+def _deletions(desired: GatewayConfig, view: SwitchView) -> list[Op]:
+    """Unwanted switches that are empty, unbound and not used by the switch itself."""
+    return [
+        RemoveLogicalSwitch(s.name, s.uuid)
+        for s in _unwanted(desired, view)
+        if not s.remote_macs
+        and s.unknown_dst is None
+        and not s.extra_remote_rows
+        and not s.bindings
+        and not s.in_local_use
+    ]
+
+
+# -- chunking ----------------------------------------------------------------------------------
+
+
+def _chunks(
+    ops: Sequence[Op], max_rows: int, known_locators: Iterable[str], locks_of: dict[str, str]
+) -> Iterator[Transaction]:
+    """Split ops into transactions of at most ``max_rows`` rows, counting the locator rows a
+    transaction must insert (a locator is created in the first transaction that uses it)."""
+    known = set(known_locators)
+    batch: list[Op] = []
+    rows = 0
+    new_here: set[str] = set()
+    for op in ops:
+        fresh = {ip for ip in op.locators() if ip not in known and ip not in new_here}
+        cost = op.rows + len(fresh)
+        if batch and rows + cost > max_rows:
+            yield _transaction(batch, locks_of)
+            known |= new_here
+            batch, rows, new_here = [], 0, set()
+            fresh = {ip for ip in op.locators() if ip not in known}
+            cost = op.rows + len(fresh)
+        batch.append(op)
+        rows += cost
+        new_here |= fresh
+    if batch:
+        yield _transaction(batch, locks_of)
+
+
+def _switch_of(op: Op) -> str | None:
+    if isinstance(op, EnsureLogicalSwitch | RemoveLogicalSwitch):
+        return op.name
+    if isinstance(op, MarkConsistent | EnsureRemoteMac | EnsureUnknownDst | Bind | Unbind):
+        return op.switch or None
+    return None
+
+
+def _transaction(ops: list[Op], locks_of: dict[str, str]) -> Transaction:
+    locks = frozenset(locks_of[s] for op in ops if (s := _switch_of(op)) in locks_of)
+    return Transaction(tuple(ops), locks)
+
+
+def _stage(
+    name: str,
+    ops: list[Op],
+    view: SwitchView,
+    max_rows: int,
+    switches: Iterable[str],
+    locks_of: dict[str, str] | None = None,
+) -> Stage:
+    locks = locks_of or {}
+    transactions = tuple(_chunks(ops, max_rows, view.locators, locks))
+    steal = frozenset(locks[s] for s in switches if s in locks)
+    return Stage(name, transactions, steal, frozenset(switches))
+
+
+# -- the modes ---------------------------------------------------------------------------------
+
+
+def plan(desired: GatewayConfig, view: SwitchView, mode: Mode, max_rows: int) -> Stage:
+    """The next stage to run; ``Stage("done")`` with no transactions once converged."""
+    if max_rows < 1:
+        raise ValueError("max_rows must be at least 1")
+    if mode == "bind-last":
+        return _plan_bind_last(desired, view, max_rows)
+    if mode == "lock":
+        return _plan_lock(desired, view, max_rows)
+    return _plan_state_consistent(desired, view, max_rows)
+
+
+def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
+    changed = _changed(desired, view)
+    unbinds, _ = _binding_ops(desired, view)
+    already = {(op.port, op.vlan) for op in unbinds if isinstance(op, Unbind)}
+    for name in changed:
+        have = view.switches.get(name)
+        for port, vlan in sorted(have.bindings if have else ()):
+            if (port, vlan) not in already:
+                unbinds.append(Unbind(port, vlan, name))  # the patent's unbind -> update -> rebind
+    if unbinds:
+        return _stage("unbind", unbinds, view, max_rows, _names_of(unbinds, view))
+    if changed:
+        ops = [op for name in changed for op in changed[name]]
+        return _stage("content", ops, view, max_rows, changed)
+    _, binds = _binding_ops(desired, view)
+    if binds:
+        return _stage(
+            "bind", binds, view, max_rows, {b.switch for b in binds if isinstance(b, Bind)}
+        )
+    deletions = _deletions(desired, view)
+    if deletions:
+        return _stage("delete", deletions, view, max_rows, _names(deletions))
+    return Stage("done")
+
+
+def _plan_lock(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
+    changed = _changed(desired, view)
+    unbinds, binds = _binding_ops(desired, view)
+    touched = (
+        set(changed) | _names_of(unbinds, view) | {b.switch for b in binds if isinstance(b, Bind)}
+    )
+    if touched:
+        locks_of = _locks(desired, view, touched)
+        ops = unbinds + [op for name in sorted(changed) for op in changed[name]] + binds
+        return _stage("content", ops, view, max_rows, touched, locks_of)
+    deletions = _deletions(desired, view)
+    if deletions:
+        return _stage("delete", deletions, view, max_rows, _names(deletions))
+    return Stage("done")
+
+
+def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
+    changed = _changed(desired, view)
+    unbinds, binds = _binding_ops(desired, view)
+    touched = (
+        set(changed) | _names_of(unbinds, view) | {b.switch for b in binds if isinstance(b, Bind)}
+    )
+    marks: list[Op] = []
+    for name in sorted(touched):
+        have, want = view.switches.get(name), desired.switches.get(name)
+        if have is None and want is not None:
+            marks.append(EnsureLogicalSwitch(name, want.tunnel_key, want.description, False))
+        elif have is not None and have.state_consistent is not False:
+            marks.append(MarkConsistent(name, False))
+    if marks:
+        return _stage("mark", marks, view, max_rows, _names(marks))
+    if touched:
+        ops = unbinds + [op for name in sorted(changed) for op in changed[name]] + binds
+        return _stage("content", ops, view, max_rows, touched)
+    unmarks: list[Op] = [
+        MarkConsistent(name, True)
+        for name, have in sorted(view.switches.items())
+        if name in desired.switches and have.state_consistent is False
+    ]
+    if unmarks:
+        return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
+    deletions = _deletions(desired, view)
+    if deletions:
+        return _stage("delete", deletions, view, max_rows, _names(deletions))
+    return Stage("done")
+
+
+def missing_ports(desired: GatewayConfig, view: SwitchView) -> list[str]:
+    """Physical ports the bindings name that the switch does not have."""
+    wanted = {port for ls in desired.switches.values() for port, _ in ls.bindings}
+    return sorted(wanted - set(view.ports))
+
+
+def _names(ops: Iterable[Op]) -> set[str]:
+    return {name for op in ops if (name := _switch_of(op)) is not None}
+
+
+def _names_of(unbinds: Iterable[Op], view: SwitchView) -> set[str]:
+    del view
+    return {op.switch for op in unbinds if isinstance(op, Unbind) and op.switch}
+
+
+def _locks(desired: GatewayConfig, view: SwitchView, names: Iterable[str]) -> dict[str, str]:
+    locks = {}
+    for name in names:
+        want, have = desired.switches.get(name), view.switches.get(name)
+        vni = want.tunnel_key if want else (have.tunnel_key if have else None)
+        if vni is not None:
+            locks[name] = lock_name(vni)
+    return locks

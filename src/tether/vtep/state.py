@@ -1,0 +1,222 @@
+"""What a hardware VTEP should hold and what it holds, as values.
+
+``GatewayConfig`` is tether's wish for one switch (computed by :mod:`tether.vtep.desired`);
+``SwitchView`` is the switch's ``hardware_vtep`` database as read back (built by
+:func:`observe` from raw table rows). :mod:`tether.vtep.plan` compares the two. Pure.
+
+Only what tether owns appears here: ``Logical_Switch`` rows, the ``*_Remote`` tables and
+``Physical_Port.vlan_bindings``. The switch's own ``*_Local`` tables are read only to know
+which logical switches the switch still uses (they hold strong references to them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "UNKNOWN_DST",
+    "GatewayConfig",
+    "LogicalSwitchConfig",
+    "ObservedMac",
+    "ObservedSwitch",
+    "RemoteMac",
+    "SwitchView",
+    "observe",
+]
+
+UNKNOWN_DST = "unknown-dst"
+"""The ``Mcast_Macs_Remote`` MAC that says where broadcast and unknown traffic goes."""
+
+Row = Mapping[str, Any]
+Tables = Mapping[str, Mapping[str, Row]]
+"""Raw OVSDB rows: table name -> row uuid -> column -> OVSDB JSON value."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteMac:
+    mac: str
+    locator: str
+    """Tunnel IP of the VTEP behind which the MAC lives."""
+    ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalSwitchConfig:
+    """One network as one switch should carry it."""
+
+    name: str
+    """The network's id (``Logical_Switch.name``)."""
+    tunnel_key: int
+    description: str
+    remote_macs: Mapping[str, RemoteMac] = field(default_factory=dict)
+    flood_locators: frozenset[str] = frozenset()
+    """Tunnel IPs of the other VTEPs carrying the network (the ``unknown-dst`` set)."""
+    bindings: frozenset[tuple[str, int]] = frozenset()
+    """(physical port, VLAN) pairs bound to this logical switch."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    physical_switch: str
+    switches: Mapping[str, LogicalSwitchConfig]
+    """By logical switch name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedMac:
+    uuid: str
+    locator: str
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedSwitch:
+    uuid: str
+    name: str
+    tunnel_key: int | None
+    description: str
+    state_consistent: bool | None
+    """None when the column is absent or empty (absent = consistent)."""
+    remote_macs: Mapping[str, ObservedMac]
+    unknown_dst: tuple[str, frozenset[str]] | None
+    """(Mcast_Macs_Remote uuid, its locator IPs) of the ``unknown-dst`` row."""
+    extra_remote_rows: tuple[tuple[str, str], ...] = ()
+    """(table, uuid) of remote rows tether does not want: duplicates, other multicast MACs."""
+    bindings: frozenset[tuple[str, int]] = frozenset()
+    in_local_use: bool = False
+    """The switch's own ``*_Local`` rows refer to it: it cannot be deleted yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchView:
+    switches: Mapping[str, ObservedSwitch]
+    """By name."""
+    ports: Mapping[str, str]
+    """Physical port name -> uuid, for the ports of our ``Physical_Switch``."""
+    bindings: Mapping[tuple[str, int], str]
+    """(port, VLAN) -> logical switch uuid, on our ports."""
+    locators: Mapping[str, str]
+    """Tunnel IP -> ``Physical_Locator`` uuid (vxlan_over_ipv4, no tunnel key)."""
+    physical_switch_found: bool = True
+    tunnel_ips: tuple[str, ...] = ()
+
+
+def _atom(value: Any) -> Any:
+    """The single atom of an OVSDB value (``["uuid", u]`` -> ``u``; ``["set", [x]]`` -> x)."""
+    if isinstance(value, list) and len(value) == 2:
+        kind, inner = value
+        if kind in ("uuid", "named-uuid"):
+            return inner
+        if kind == "set":
+            return _atom(inner[0]) if len(inner) == 1 else None
+    return value
+
+
+def _set(value: Any) -> list[Any]:
+    if isinstance(value, list) and len(value) == 2 and value[0] == "set":
+        return [_atom(v) for v in value[1]]
+    return [_atom(value)]
+
+
+def _map(value: Any) -> dict[Any, Any]:
+    if isinstance(value, list) and len(value) == 2 and value[0] == "map":
+        return {k: _atom(v) for k, v in value[1]}
+    return {}
+
+
+def _locator_ips(tables: Tables) -> tuple[dict[str, str], dict[str, str]]:
+    """uuid -> IP of every locator, and IP -> uuid of the plain VXLAN ones tether uses."""
+    by_uuid: dict[str, str] = {}
+    plain: dict[str, str] = {}
+    for uuid, row in tables.get("Physical_Locator", {}).items():
+        ip = str(row.get("dst_ip", ""))
+        by_uuid[uuid] = ip
+        if _atom(row.get("tunnel_key", ["set", []])) is None:
+            plain.setdefault(ip, uuid)
+    return by_uuid, plain
+
+
+def _our_ports(
+    tables: Tables, physical_switch: str
+) -> tuple[bool, dict[str, str], tuple[str, ...]]:
+    for row in tables.get("Physical_Switch", {}).values():
+        if row.get("name") == physical_switch:
+            port_uuids = set(_set(row.get("ports", ["set", []])))
+            ports = {
+                str(port["name"]): uuid
+                for uuid, port in tables.get("Physical_Port", {}).items()
+                if uuid in port_uuids
+            }
+            tunnel_ips = tuple(str(ip) for ip in _set(row.get("tunnel_ips", ["set", []])) if ip)
+            return True, ports, tunnel_ips
+    return False, {}, ()
+
+
+def observe(tables: Tables, physical_switch: str) -> SwitchView:
+    """Read tether's part of a ``hardware_vtep`` database."""
+    locator_ip, plain_locators = _locator_ips(tables)
+    found, ports, tunnel_ips = _our_ports(tables, physical_switch)
+    port_names = {uuid: name for name, uuid in ports.items()}
+    bindings: dict[tuple[str, int], str] = {}
+    bound: dict[str, set[tuple[str, int]]] = {}
+    for uuid, row in tables.get("Physical_Port", {}).items():
+        if uuid in port_names:
+            for vlan, ls in _map(row.get("vlan_bindings")).items():
+                bindings[(port_names[uuid], int(vlan))] = ls
+                bound.setdefault(ls, set()).add((port_names[uuid], int(vlan)))
+    in_use = {
+        _atom(row.get("logical_switch"))
+        for table in ("Ucast_Macs_Local", "Mcast_Macs_Local")
+        for row in tables.get(table, {}).values()
+    }
+    macs, unknown, extra = _remote_rows(tables, locator_ip)
+    switches = {}
+    for uuid, row in tables.get("Logical_Switch", {}).items():
+        name = str(row.get("name", ""))
+        switches[name] = ObservedSwitch(
+            uuid=uuid,
+            name=name,
+            tunnel_key=_atom(row.get("tunnel_key", ["set", []])),
+            description=str(row.get("description", "")),
+            state_consistent=_atom(row.get("state_consistent", ["set", []])),
+            remote_macs=macs.get(uuid, {}),
+            unknown_dst=unknown.get(uuid),
+            extra_remote_rows=tuple(extra.get(uuid, ())),
+            bindings=frozenset(bound.get(uuid, ())),
+            in_local_use=uuid in in_use,
+        )
+    return SwitchView(switches, ports, bindings, plain_locators, found, tunnel_ips)
+
+
+def _remote_rows(
+    tables: Tables, locator_ip: Mapping[str, str]
+) -> tuple[
+    dict[str, dict[str, ObservedMac]],
+    dict[str, tuple[str, frozenset[str]]],
+    dict[str, list[tuple[str, str]]],
+]:
+    macs: dict[str, dict[str, ObservedMac]] = {}
+    extra: dict[str, list[tuple[str, str]]] = {}
+    for uuid, row in sorted(tables.get("Ucast_Macs_Remote", {}).items()):
+        ls = _atom(row.get("logical_switch"))
+        mac = str(row.get("MAC", "")).lower()
+        seen = macs.setdefault(ls, {})
+        if mac in seen:  # a duplicate (e.g. from another writer): tether removes it
+            extra.setdefault(ls, []).append(("Ucast_Macs_Remote", uuid))
+            continue
+        locator = locator_ip.get(_atom(row.get("locator")), "")
+        seen[mac] = ObservedMac(uuid, locator, str(row.get("ipaddr", "")))
+    sets = {
+        uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators", ["set", []])))
+        for uuid, row in tables.get("Physical_Locator_Set", {}).items()
+    }
+    unknown: dict[str, tuple[str, frozenset[str]]] = {}
+    for uuid, row in sorted(tables.get("Mcast_Macs_Remote", {}).items()):
+        ls = _atom(row.get("logical_switch"))
+        if row.get("MAC") == UNKNOWN_DST and ls not in unknown:
+            unknown[ls] = (uuid, sets.get(_atom(row.get("locator_set")), frozenset()))
+        else:
+            extra.setdefault(ls, []).append(("Mcast_Macs_Remote", uuid))
+    return macs, unknown, extra
