@@ -131,7 +131,7 @@ def test_update_of_a_bound_switch_never_shows_a_mix(mode: Mode) -> None:
     if mode == "bind-last":  # the patent's unbind -> update -> rebind path
         assert [s.name for s in stages] == ["unbind", "content", "bind"]
     else:  # no gap: the binding is never removed
-        assert all("unbind" != s.name for s in stages)
+        assert all(s.name != "unbind" for s in stages)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -162,8 +162,9 @@ def test_lock_mode_asserts_the_lock_of_every_switch_it_writes() -> None:
         touched = {getattr(op, "switch", getattr(op, "name", "")) for op in txn.ops}
         assert txn.locks == {f"ls_{5000 + int(name[-1])}" for name in touched}
     db = FakeVtepDb()
-    first = encode(stage.transactions[0], refs_of(view_of(db)))
-    assert [op["lock"] for op in first[: len(stage.transactions[0].locks)]] == sorted(stage.transactions[0].locks)
+    head = stage.transactions[0]
+    first = encode(head, refs_of(view_of(db)))
+    assert [op["lock"] for op in first[: len(head.locks)]] == sorted(head.locks)
     with pytest.raises(Exception, match="not owner"):
         db.transact(first)  # without the stolen lock the switch refuses the write
 

@@ -86,7 +86,8 @@ class _Encoder:
         name = self.names.fresh("loc")
         self.names.locators[ip] = name
         row = {"encapsulation_type": ENCAPSULATION, "dst_ip": ip}
-        self.ops.append({"op": "insert", "table": "Physical_Locator", "row": row, "uuid-name": name})
+        insert = {"op": "insert", "table": "Physical_Locator", "row": row, "uuid-name": name}
+        self.ops.append(insert)
         return ["named-uuid", name]
 
     def port_uuid(self, port: str) -> str:
@@ -99,8 +100,12 @@ class _Encoder:
             self.logical_switch(op)
         elif isinstance(op, MarkConsistent):
             self.ops.append(
-                {"op": "update", "table": "Logical_Switch", "where": [["name", "==", op.switch]],
-                 "row": {"state_consistent": op.value}}
+                {
+                    "op": "update",
+                    "table": "Logical_Switch",
+                    "where": [["name", "==", op.switch]],
+                    "row": {"state_consistent": op.value},
+                }
             )
         elif isinstance(op, EnsureRemoteMac):
             self.remote_mac(op)
@@ -145,8 +150,12 @@ class _Encoder:
         locators = [self.locator_ref(ip) for ip in sorted(op.locator_ips)]
         set_name = self.names.fresh("set")
         self.ops.append(
-            {"op": "insert", "table": "Physical_Locator_Set", "uuid-name": set_name,
-             "row": {"locators": ["set", locators]}}
+            {
+                "op": "insert",
+                "table": "Physical_Locator_Set",
+                "uuid-name": set_name,
+                "row": {"locators": ["set", locators]},
+            }
         )
         row = {
             "MAC": UNKNOWN_DST,
@@ -167,14 +176,22 @@ class _Encoder:
             ["vlan_bindings", "insert", ["map", [[op.vlan, self.switch_ref(op.switch)]]]],
         ]
         self.ops.append(
-            {"op": "mutate", "table": "Physical_Port", "where": _where(self.port_uuid(op.port)),
-             "mutations": mutations}
+            {
+                "op": "mutate",
+                "table": "Physical_Port",
+                "where": _where(self.port_uuid(op.port)),
+                "mutations": mutations,
+            }
         )
 
     def unbind(self, op: Unbind) -> None:
         self.ops.append(
-            {"op": "mutate", "table": "Physical_Port", "where": _where(self.port_uuid(op.port)),
-             "mutations": [["vlan_bindings", "delete", ["set", [op.vlan]]]]}
+            {
+                "op": "mutate",
+                "table": "Physical_Port",
+                "where": _where(self.port_uuid(op.port)),
+                "mutations": [["vlan_bindings", "delete", ["set", [op.vlan]]]],
+            }
         )
 
 
