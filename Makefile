@@ -14,6 +14,7 @@ demo: deps
 test: deps lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) benchmarks/api_bulk.py --smoke
+	$(PY) benchmarks/ovsdb_transact.py --smoke
 
 lint: deps
 	$(VENV)/bin/ruff format --check src tests benchmarks

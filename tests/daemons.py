@@ -110,3 +110,136 @@ def running_etcd(base: Path) -> Iterator[EtcdServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- ovsdb-server ---------------------------------------------------------------------------
+
+VTEP_SCHEMA = Path("/usr/share/openvswitch/vtep.ovsschema")
+
+
+@dataclass
+class OvsdbTls:
+    """PEM files for ovsdb-server's ``pssl:`` remote: its key and certificate, the CA's."""
+
+    private_key: Path
+    certificate: Path
+    ca_cert: Path
+
+
+@dataclass
+class OvsdbServer:
+    """A private ovsdb-server: one database file, a unix socket and a loopback TCP port (and
+    an SSL port with ``tls``), all under ``workdir``; stopped by PID. ``start`` creates the
+    database from ``schema`` unless the file exists, so a restart keeps the data."""
+
+    workdir: Path
+    schema: Path = VTEP_SCHEMA
+    tcp_port: int = 0
+    ssl_port: int = 0
+    tls: OvsdbTls | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.tcp_port = self.tcp_port or free_port()
+        if self.tls is not None:
+            self.ssl_port = self.ssl_port or free_port()
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "ovsdb.db"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.workdir / "db.sock"
+
+    @property
+    def unix(self) -> str:
+        return f"unix:{self.socket_path}"
+
+    @property
+    def tcp(self) -> str:
+        return f"tcp:127.0.0.1:{self.tcp_port}"
+
+    @property
+    def ssl(self) -> str:
+        return f"ssl:127.0.0.1:{self.ssl_port}"
+
+    def start(self) -> None:
+        server = require_binary("ovsdb-server")
+        tool = require_binary("ovsdb-tool")
+        if not self.db_path.exists():
+            subprocess.run([tool, "create", str(self.db_path), str(self.schema)], check=True)
+        args = [
+            server,
+            str(self.db_path),
+            f"--remote=punix:{self.socket_path}",
+            f"--remote=ptcp:{self.tcp_port}:127.0.0.1",
+            f"--pidfile={self.workdir / 'ovsdb-server.pid'}",
+            f"--unixctl={self.workdir / 'ovsdb-server.ctl'}",
+            f"--log-file={self.workdir / 'ovsdb-server.log'}",
+            "--no-chdir",
+        ]
+        if self.tls is not None:
+            args += [
+                f"--remote=pssl:{self.ssl_port}:127.0.0.1",
+                f"--private-key={self.tls.private_key}",
+                f"--certificate={self.tls.certificate}",
+                f"--ca-cert={self.tls.ca_cert}",
+            ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_unix_socket(self.socket_path, self.process)
+        wait_for_port(self.tcp_port)
+        if self.tls is not None:
+            wait_for_port(self.ssl_port)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                self.process.send_signal(signal.SIGCONT)  # a stopped process cannot exit
+            self.process.send_signal(sig)
+            self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets open and answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def transact_offline(self, transaction: str) -> str:
+        """``ovsdb-tool transact`` on the database file (the server must be stopped)."""
+        tool = require_binary("ovsdb-tool")
+        done = subprocess.run(
+            [tool, "transact", str(self.db_path), transaction],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout
+
+
+def wait_for_unix_socket(
+    path: Path, process: subprocess.Popen[bytes], *, timeout: float = 15.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(str(path))
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {path} after {timeout}s (exit {process.poll()})")
+
+
+@contextlib.contextmanager
+def running_ovsdb(workdir: Path, *, tls: OvsdbTls | None = None) -> Iterator[OvsdbServer]:
+    server = OvsdbServer(workdir, tls=tls)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
