@@ -18,9 +18,11 @@ import tether
 from tether.api import resources, watch
 from tether.api.errors import install_error_handlers
 from tether.api.metrics import Metrics
+from tether.api.runtime import gateway_statuses
 from tether.service.ids import RandomIds
 from tether.service.models import ModelService
 from tether.store import open_store
+from tether.vtep.controller import PhysicalController
 
 __all__ = ["create_app"]
 
@@ -33,12 +35,16 @@ def create_app(store_url: str) -> FastAPI:
         store = await open_store(store_url)
         models = ModelService(store, RandomIds())
         await models.start()
+        physical = PhysicalController(models, store)
+        await physical.start()
         metrics.watch_model(models)
         app.state.store = store
         app.state.models = models
+        app.state.physical = physical
         try:
             yield
         finally:
+            await physical.stop()
             await models.stop()
             await store.close()
 
@@ -81,11 +87,23 @@ async def _status(models: ModelService, store: Any) -> dict[str, Any]:
         for obj in objects.values()
         if obj.status.state == "error"
     ]
+    gateways = await gateway_statuses(store)
+    errors += [
+        {
+            "kind": "gateways",
+            "id": gid,
+            "name": runtime.get("gateway", ""),
+            "message": runtime.get("last_error", ""),
+        }
+        for gid, runtime in gateways.items()
+        if runtime.get("state") == "error"
+    ]
     return {
         "version": tether.__version__,
         "store": {"backend": store.name, "revision": await store.revision()},
         "model_revision": models.catalog.fence_revision,
         "objects": {kind: models.catalog.count(kind) for kind in models.catalog.objects},
+        "gateways": sorted(gateways.values(), key=lambda g: str(g.get("gateway", ""))),
         "errors": errors,
     }
 

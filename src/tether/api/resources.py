@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from tether.api.runtime import gateway_status, gateway_statuses
 from tether.model import KINDS, InvalidError, Resource, Rules
 from tether.model.bulk import BulkRequest, apply_bulk
 from tether.model.fields import parse_cidr
@@ -44,6 +45,11 @@ R = TypeVar("R", bound=Resource)
 
 KIND_CLASS: dict[str, type[Resource]] = KINDS
 MAX_PAGE = 1000
+
+
+class GatewayOut(Gateway):
+    runtime: dict[str, Any] | None = None
+    """The gateway agent's last report: connection, generations, stage, rows by table."""
 
 
 class Page(BaseModel):
@@ -306,7 +312,10 @@ async def delete_chassis(request: Request, ref: str, force: bool = False) -> Del
 @router.get("/gateways", response_model=Page, tags=["gateways"])
 async def list_gateways(request: Request, limit: int = Limit, after: str | None = After) -> Page:
     async with _service(request).reading():
-        return _page(_service(request).objects("gateways"), after=after, limit=limit, filters={})
+        page = _page(_service(request).objects("gateways"), after=after, limit=limit, filters={})
+    runtime = await gateway_statuses(request.app.state.store)
+    page.items = [_with_runtime(item, runtime.get(item["id"])) for item in page.items]
+    return page
 
 
 @router.post("/gateways", response_model=Gateway, status_code=201, tags=["gateways"])
@@ -314,10 +323,20 @@ async def create_gateway(request: Request, body: GatewayCreate) -> Any:
     return await _write(request, lambda rules: rules.create_gateway(body))
 
 
-@router.get("/gateways/{ref}", response_model=Gateway, tags=["gateways"])
+@router.get("/gateways/{ref}", response_model=GatewayOut, tags=["gateways"])
 async def get_gateway(request: Request, ref: str) -> Any:
     async with _service(request).reading():
-        return _service(request).catalog.resolve(Gateway, ref, field="gateway")
+        gateway = _service(request).catalog.resolve(Gateway, ref, field="gateway")
+    runtime = await gateway_status(request.app.state.store, gateway.id)
+    return _with_runtime(gateway.model_dump(mode="json"), runtime)
+
+
+def _with_runtime(gateway: dict[str, Any], runtime: dict[str, Any] | None) -> dict[str, Any]:
+    """The gateway as stored, with its agent's view: state, generations, rows, last error."""
+    if runtime is not None:
+        gateway["status"] = {"state": runtime["state"], "message": runtime.get("last_error", "")}
+    gateway["runtime"] = runtime
+    return gateway
 
 
 @router.patch("/gateways/{ref}", response_model=Gateway, tags=["gateways"])

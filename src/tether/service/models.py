@@ -69,6 +69,9 @@ class ModelService:
         self._watch_task: asyncio.Task[None] | None = None
         self.watch_revision = 0
         """Store revision up to which the watch has applied changes."""
+        self.version = 0
+        """Counts changes to the catalog (own writes, the watch, reloads)."""
+        self._version_changed = asyncio.Event()
 
     async def start(self) -> None:
         await self._load()
@@ -128,8 +131,20 @@ class ModelService:
                 await asyncio.sleep(0.5)
 
     async def _notify_applied(self) -> None:
+        self._bump()
         async with self._applied:
             self._applied.notify_all()
+
+    def _bump(self) -> None:
+        self.version += 1
+        changed, self._version_changed = self._version_changed, asyncio.Event()
+        changed.set()
+
+    async def wait_change(self, seen: int) -> int:
+        """Wait until the catalog changed after version ``seen``; returns the new version."""
+        while self.version == seen:
+            await self._version_changed.wait()
+        return self.version
 
     def reading(self) -> asyncio.Lock:
         """Hold while reading the catalog: it is never seen with an unstored draft in it."""
@@ -195,6 +210,7 @@ class ModelService:
                 if outcome.succeeded:
                     self.catalog.commit()
                     self.catalog.fence_revision = outcome.revision
+                    self._bump()
                     return result, WriteResult(outcome.revision, changes)
                 self.catalog.rollback()
                 fence = outcome.reads[0][0].mod_revision if outcome.reads[0] else 0

@@ -24,6 +24,7 @@ __all__ = [
     "RemoteMac",
     "SwitchView",
     "observe",
+    "refs_of",
 ]
 
 UNKNOWN_DST = "unknown-dst"
@@ -104,23 +105,33 @@ class SwitchView:
 
 
 def _atom(value: Any) -> Any:
-    """The single atom of an OVSDB value (``["uuid", u]`` -> ``u``; ``["set", [x]]`` -> x)."""
+    """The single atom of a column value, in either form rows come in: OVSDB JSON
+    (``["uuid", u]``, ``["set", [x]]``, as sent on the wire) or decoded (as tether's OVSDB
+    replica keeps them: plain strings, ``frozenset``, ``dict``, None for an empty optional)."""
     if isinstance(value, list) and len(value) == 2:
         kind, inner = value
         if kind in ("uuid", "named-uuid"):
             return inner
         if kind == "set":
             return _atom(inner[0]) if len(inner) == 1 else None
+    if isinstance(value, frozenset | set):
+        return next(iter(value)) if len(value) == 1 else None
     return value
 
 
 def _set(value: Any) -> list[Any]:
+    if value is None:
+        return []
     if isinstance(value, list) and len(value) == 2 and value[0] == "set":
         return [_atom(v) for v in value[1]]
+    if isinstance(value, frozenset | set):
+        return list(value)
     return [_atom(value)]
 
 
 def _map(value: Any) -> dict[Any, Any]:
+    if isinstance(value, dict):
+        return dict(value)
     if isinstance(value, list) and len(value) == 2 and value[0] == "map":
         return {k: _atom(v) for k, v in value[1]}
     return {}
@@ -133,7 +144,7 @@ def _locator_ips(tables: Tables) -> tuple[dict[str, str], dict[str, str]]:
     for uuid, row in tables.get("Physical_Locator", {}).items():
         ip = str(row.get("dst_ip", ""))
         by_uuid[uuid] = ip
-        if _atom(row.get("tunnel_key", ["set", []])) is None:
+        if _atom(row.get("tunnel_key")) is None:
             plain.setdefault(ip, uuid)
     return by_uuid, plain
 
@@ -143,15 +154,28 @@ def _our_ports(
 ) -> tuple[bool, dict[str, str], tuple[str, ...]]:
     for row in tables.get("Physical_Switch", {}).values():
         if row.get("name") == physical_switch:
-            port_uuids = set(_set(row.get("ports", ["set", []])))
+            port_uuids = set(_set(row.get("ports")))
             ports = {
                 str(port["name"]): uuid
                 for uuid, port in tables.get("Physical_Port", {}).items()
                 if uuid in port_uuids
             }
-            tunnel_ips = tuple(str(ip) for ip in _set(row.get("tunnel_ips", ["set", []])) if ip)
+            tunnel_ips = tuple(str(ip) for ip in _set(row.get("tunnel_ips")) if ip)
             return True, ports, tunnel_ips
     return False, {}, ()
+
+
+def refs_of(
+    tables: Tables, physical_switch: str
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(logical switch name -> uuid, tunnel IP -> locator uuid, port name -> uuid): what the
+    encoder needs, without reading the MAC tables (cheap between two transactions)."""
+    _, locators = _locator_ips(tables)
+    _, ports, _ = _our_ports(tables, physical_switch)
+    switches = {
+        str(row.get("name", "")): uuid for uuid, row in tables.get("Logical_Switch", {}).items()
+    }
+    return switches, locators, ports
 
 
 def observe(tables: Tables, physical_switch: str) -> SwitchView:
@@ -178,9 +202,9 @@ def observe(tables: Tables, physical_switch: str) -> SwitchView:
         switches[name] = ObservedSwitch(
             uuid=uuid,
             name=name,
-            tunnel_key=_atom(row.get("tunnel_key", ["set", []])),
+            tunnel_key=_atom(row.get("tunnel_key")),
             description=str(row.get("description", "")),
-            state_consistent=_atom(row.get("state_consistent", ["set", []])),
+            state_consistent=_atom(row.get("state_consistent")),
             remote_macs=macs.get(uuid, {}),
             unknown_dst=unknown.get(uuid),
             extra_remote_rows=tuple(extra.get(uuid, ())),
@@ -209,7 +233,7 @@ def _remote_rows(
         locator = locator_ip.get(_atom(row.get("locator")), "")
         seen[mac] = ObservedMac(uuid, locator, str(row.get("ipaddr", "")))
     sets = {
-        uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators", ["set", []])))
+        uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators")))
         for uuid, row in tables.get("Physical_Locator_Set", {}).items()
     }
     unknown: dict[str, tuple[str, frozenset[str]]] = {}

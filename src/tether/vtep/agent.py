@@ -1,0 +1,239 @@
+"""The VTEP agent: one per hardware gateway, keeps its switch equal to tether's wish.
+
+The shell around the pure planner: it holds an OVSDB session to the switch (reconnecting
+forever), a monitor of the ``hardware_vtep`` tables it reads, and a loop that — whenever the
+desired configuration, the switch's rows or the session change — observes the switch, asks
+:func:`tether.vtep.plan.plan` for the next stage and runs it: steal the stage's locks, send
+its transactions one by one (each encoded against the rows the switch holds at that moment),
+release the locks. When a stage fails, the locks stay stolen (the switch keeps forwarding on
+its last complete state) and the next pass, a full diff against what the switch now holds,
+finishes the job. The *realized generation* moves to the desired one only when a pass finds
+nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+from tether.model.resources import Gateway
+from tether.ovsdb import Client, Monitor, OvsdbError, TransactionError
+from tether.vtep.encode import EncodeError, Refs, encode
+from tether.vtep.plan import Stage, missing_ports, plan
+from tether.vtep.state import GatewayConfig, Tables, observe, refs_of
+
+__all__ = ["DATABASE", "GatewayStatus", "VtepAgent"]
+
+log = logging.getLogger(__name__)
+
+DATABASE = "hardware_vtep"
+TABLES = (
+    "Physical_Switch",
+    "Physical_Port",
+    "Logical_Switch",
+    "Ucast_Macs_Remote",
+    "Mcast_Macs_Remote",
+    "Ucast_Macs_Local",
+    "Mcast_Macs_Local",
+    "Physical_Locator",
+    "Physical_Locator_Set",
+)
+RETRY_SECONDS = 1.0
+CONNECT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    gateway: str
+    mode: str
+    connection: str = "connecting"
+    """``connecting``, ``connected`` or ``disconnected``."""
+    desired_generation: int = 0
+    realized_generation: int = 0
+    stage: str = ""
+    bound_ports: tuple[str, ...] = ()
+    rows: Mapping[str, int] = field(default_factory=dict)
+    last_error: str = ""
+    transactions: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.last_error:
+            return "error"
+        if self.connection == "connected" and self.realized_generation == self.desired_generation:
+            return "realized"
+        return "pending"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "gateway": self.gateway,
+            "mode": self.mode,
+            "state": self.state,
+            "connection": self.connection,
+            "desired_generation": self.desired_generation,
+            "realized_generation": self.realized_generation,
+            "stage": self.stage,
+            "bound_ports": list(self.bound_ports),
+            "rows": dict(self.rows),
+            "last_error": self.last_error,
+            "transactions": self.transactions,
+        }
+
+
+class VtepAgent:
+    """Drives one switch. ``on_status`` is called with every status change."""
+
+    def __init__(self, gateway: Gateway, *, on_status: Callable[[GatewayStatus], None]) -> None:
+        self.gateway = gateway
+        self._on_status = on_status
+        self._desired = GatewayConfig(gateway.physical_switch, {})
+        self._generation = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.status = GatewayStatus(gateway.name, gateway.mode)
+        self._held: set[str] = set()
+
+    # -- control ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def set_desired(self, config: GatewayConfig, generation: int) -> None:
+        if config != self._desired:
+            self._desired = config
+            self._generation = generation
+            self._report(desired_generation=generation)
+            self._wake.set()
+
+    def set_gateway(self, gateway: Gateway) -> bool:
+        """Take new settings; returns True when the agent must restart (new address)."""
+        restart = gateway.ovsdb != self.gateway.ovsdb
+        self.gateway = gateway
+        self._report(mode=gateway.mode)
+        self._wake.set()
+        return restart
+
+    def _report(self, **changes: Any) -> None:
+        new = replace(self.status, **changes)
+        if new != self.status:
+            self.status = new
+            self._on_status(new)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        client = Client(self.gateway.ovsdb, on_reconnect=self._reconnected)
+        try:
+            await self._session(client)
+        finally:
+            await client.close()
+
+    async def _reconnected(self) -> None:
+        self._held.clear()  # the server dropped our locks with the old session
+        self._wake.set()
+
+    async def _session(self, client: Client) -> None:
+        client.start()
+        monitor: Monitor | None = None
+        while True:
+            try:
+                await client.wait_ready(timeout=CONNECT_SECONDS)
+                if monitor is None:
+                    monitor = await client.monitor_cond_since(
+                        DATABASE, dict.fromkeys(TABLES), on_update=lambda _: self._wake.set()
+                    )
+                self._report(connection="connected")
+                await self._converge(client, monitor)
+            except OvsdbError as exc:
+                connected = "connected" if client.is_ready else "disconnected"
+                where = f"{self.status.stage} stage: " if isinstance(exc, TransactionError) else ""
+                self._report(connection=connected, last_error=where + _describe(exc))
+                log.warning("gateway %s: %s", self.gateway.name, exc)
+                await asyncio.sleep(RETRY_SECONDS)
+            except EncodeError as exc:
+                self._report(last_error=str(exc))
+                await self._idle()
+
+    async def _idle(self) -> None:
+        await self._wake.wait()
+
+    async def _converge(self, client: Client, monitor: Monitor) -> None:
+        while True:
+            self._wake.clear()
+            generation, desired = self._generation, self._desired
+            stage, problem = self._next_stage(monitor, desired)
+            if stage is None:
+                self._report(last_error=problem)
+                await self._idle()
+                continue
+            if not stage.transactions:
+                self._report(realized_generation=generation, stage="", last_error=problem)
+                await self._idle()
+                continue
+            self._report(stage=stage.name)
+            await self._run_stage(client, monitor, stage)
+
+    def _next_stage(self, monitor: Monitor, desired: GatewayConfig) -> tuple[Stage | None, str]:
+        """The next stage, and a problem to report even when everything else converges."""
+        tables = _tables(monitor)
+        view = observe(tables, self.gateway.physical_switch)
+        counts = {table: len(tables[table]) for table in TABLES}
+        self._report(bound_ports=tuple(sorted({p for p, _ in view.bindings})), rows=counts)
+        if not view.physical_switch_found:
+            return None, f"the switch has no Physical_Switch {self.gateway.physical_switch!r}"
+        missing = missing_ports(desired, view)
+        problem = f"the switch has no port {', '.join(missing)}" if missing else ""
+        return plan(desired, view, self.gateway.mode, self.gateway.max_rows_per_txn), problem
+
+    async def _run_stage(self, client: Client, monitor: Monitor, stage: Stage) -> None:
+        for lock in sorted(stage.steal - self._held):
+            await client.steal(lock)
+            self._held.add(lock)
+        for transaction in stage.transactions:
+            switches, locators, ports = refs_of(_tables(monitor), self.gateway.physical_switch)
+            ops = encode(transaction, Refs(switches, locators, ports))
+            results = await client.transact(DATABASE, ops)
+            await _seen_by_replica(monitor, ops, results)
+            self._report(transactions=self.status.transactions + 1)
+        for lock in sorted(stage.steal):  # only after every write was confirmed
+            await client.unlock(lock)
+            self._held.discard(lock)
+
+
+async def _seen_by_replica(monitor: Monitor, ops: list[dict[str, Any]], results: list[Any]) -> None:
+    """Wait until the rows this transaction inserted are in the replica (ovsdb-server sends
+    the update before the reply, so this normally returns at once)."""
+    inserted = [
+        (op["table"], str(result["uuid"][1]))
+        for op, result in zip(ops, results, strict=False)
+        if op.get("op") == "insert" and isinstance(result, dict) and "uuid" in result
+    ]
+    if inserted:
+        await monitor.wait_for(
+            lambda replica: all(
+                uuid in replica.rows(table)
+                for table, uuid in inserted
+                if table in ("Logical_Switch", "Physical_Locator")
+            ),
+            timeout=10,
+        )
+
+
+def _tables(monitor: Monitor) -> Tables:
+    return {table: cast(Mapping[str, Mapping[str, Any]], monitor.rows(table)) for table in TABLES}
+
+
+def _describe(exc: OvsdbError) -> str:
+    return str(exc) or type(exc).__name__

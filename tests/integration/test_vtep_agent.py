@@ -1,0 +1,194 @@
+"""The VTEP agent inside ``tether serve`` against a real ovsdb-server holding a switch's
+``hardware_vtep`` database: what the API says reaches the switch's rows, in every mode,
+within the row limit, and leaves again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.daemons import OvsdbServer
+from tests.servers import running_api
+from tether.ovsdb import Client
+from tether.vtep.schema import with_state_consistent
+
+VTEP_SCHEMA = Path("/usr/share/openvswitch/vtep.ovsschema")
+
+
+def make_switch(
+    workdir: Path, name: str = "tor1", ports: tuple[str, ...] = ("eth1", "eth2")
+) -> OvsdbServer:
+    """An ovsdb-server with the hardware_vtep schema (+ state_consistent) and one switch."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    schema = workdir / "vtep.ovsschema"
+    schema.write_text(json.dumps(with_state_consistent(json.loads(VTEP_SCHEMA.read_text()))))
+    server = OvsdbServer(workdir, schema=schema)
+    server.start()
+    ops: list[dict[str, Any]] = [
+        {"op": "insert", "table": "Physical_Port", "row": {"name": p}, "uuid-name": f"p{i}"}
+        for i, p in enumerate(ports)
+    ]
+    ops.append(
+        {
+            "op": "insert",
+            "table": "Physical_Switch",
+            "uuid-name": "sw",
+            "row": {
+                "name": name,
+                "tunnel_ips": "192.0.2.21",
+                "ports": ["set", [["named-uuid", f"p{i}"] for i in range(len(ports))]],
+            },
+        }
+    )
+    ops.append({"op": "insert", "table": "Global", "row": {"switches": ["named-uuid", "sw"]}})
+    asyncio.run(_transact(server.unix, ops))
+    return server
+
+
+async def _transact(address: str, ops: list[dict[str, Any]]) -> list[Any]:
+    async with Client(address) as client:
+        return await client.transact("hardware_vtep", ops)
+
+
+async def _dump(address: str) -> dict[str, list[dict[str, Any]]]:
+    tables = [
+        "Logical_Switch",
+        "Ucast_Macs_Remote",
+        "Mcast_Macs_Remote",
+        "Physical_Port",
+        "Physical_Locator",
+    ]
+    async with Client(address) as client:
+        results = await client.transact(
+            "hardware_vtep", [{"op": "select", "table": t, "where": []} for t in tables]
+        )
+    return {t: r["rows"] for t, r in zip(tables, results, strict=True)}
+
+
+def switch_rows(server: OvsdbServer) -> dict[str, Any]:
+    """Logical switches by name with their MACs (-> locator IP), flood set and bindings."""
+    dump = asyncio.run(_dump(server.unix))
+    locator = {row["_uuid"][1]: row["dst_ip"] for row in dump["Physical_Locator"]}
+    switches: dict[str, Any] = {}
+    by_uuid = {}
+    for row in dump["Logical_Switch"]:
+        entry = {"vni": row["tunnel_key"], "macs": {}, "flood": None, "bindings": set()}
+        switches[row["name"]] = entry
+        by_uuid[row["_uuid"][1]] = entry
+    for row in dump["Ucast_Macs_Remote"]:
+        by_uuid[row["logical_switch"][1]]["macs"][row["MAC"]] = locator[row["locator"][1]]
+    for row in dump["Mcast_Macs_Remote"]:
+        by_uuid[row["logical_switch"][1]]["flood"] = row["MAC"]
+    for row in dump["Physical_Port"]:
+        for vlan, ls in row["vlan_bindings"][1]:
+            by_uuid[ls[1]]["bindings"].add((row["name"], vlan))
+    return switches
+
+
+def wait_realized(http: httpx.Client, gateway: str, timeout: float = 30) -> dict[str, Any]:
+    """Wait until the gateway realized everything the model holds now."""
+    revision = http.get("/v1/status").json()["model_revision"]
+    deadline = time.monotonic() + timeout
+    while True:
+        runtime = http.get(f"/v1/gateways/{gateway}").json()["runtime"]
+        if runtime and runtime["state"] == "realized" and runtime["desired_generation"] >= revision:
+            return dict(runtime)
+        assert time.monotonic() < deadline, f"gateway never realized revision {revision}: {runtime}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def fabric(tmp_path: Path) -> Iterator[tuple[httpx.Client, OvsdbServer]]:
+    switch = make_switch(tmp_path / "tor1")
+    try:
+        with (
+            running_api(f"sqlite:{tmp_path / 'tether.db'}") as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            yield http, switch
+    finally:
+        switch.kill()
+
+
+@pytest.mark.parametrize("mode", ["bind-last", "lock", "state-consistent"])
+def test_the_model_reaches_the_switch_and_leaves_it(
+    fabric: tuple[httpx.Client, OvsdbServer], mode: str
+) -> None:
+    http, switch = fabric
+    http.post(
+        "/v1/networks", json={"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
+    ).raise_for_status()
+    http.post("/v1/chassis", json={"name": "hv1", "tunnel_ip": "192.0.2.11"}).raise_for_status()
+    http.post("/v1/chassis", json={"name": "hv2", "tunnel_ip": "192.0.2.12"}).raise_for_status()
+    macs = {}
+    for i in range(24):
+        mac = f"02:00:00:00:01:{i:02x}"
+        hv = "hv1" if i % 2 else "hv2"
+        http.post(
+            "/v1/ports", json={"network": "web", "mac": mac, "chassis": hv}
+        ).raise_for_status()
+        macs[mac] = "192.0.2.11" if hv == "hv1" else "192.0.2.12"
+    http.post(
+        "/v1/gateways",
+        json={
+            "name": "tor1",
+            "ovsdb": switch.tcp,
+            "tunnel_ip": "192.0.2.21",
+            "mode": mode,
+            "max_rows_per_txn": 3,
+        },
+    ).raise_for_status()
+    http.post(
+        "/v1/gateways/tor1/bindings", json={"port": "eth1", "vlan": 100, "network": "web"}
+    ).raise_for_status()
+    runtime = wait_realized(http, "tor1")
+    network_id = http.get("/v1/networks/web").json()["id"]
+    rows = switch_rows(switch)
+    assert rows == {
+        network_id: {"vni": 5001, "macs": macs, "flood": "unknown-dst", "bindings": {("eth1", 100)}}
+    }
+    assert runtime["transactions"] >= 10, "3 rows per transaction: at least ten transactions"
+    assert runtime["desired_generation"] == runtime["realized_generation"] > 0
+    assert runtime["bound_ports"] == ["eth1"] and runtime["rows"]["Ucast_Macs_Remote"] == 24
+
+    # a move and an unbind reach the switch too
+    http.patch("/v1/chassis/hv1", json={"tunnel_ip": "192.0.2.13"}).raise_for_status()
+    wait_realized(http, "tor1")
+    assert set(switch_rows(switch)[network_id]["macs"].values()) == {"192.0.2.12", "192.0.2.13"}
+    http.delete("/v1/gateways/tor1/bindings/eth1/100").raise_for_status()
+    wait_realized(http, "tor1")
+    assert switch_rows(switch) == {}, "tether removes what it owns and no longer wants"
+
+
+def test_a_missing_port_and_an_unreachable_switch_are_reported(
+    fabric: tuple[httpx.Client, OvsdbServer], tmp_path: Path
+) -> None:
+    http, switch = fabric
+    http.post("/v1/networks", json={"name": "web", "vni": 5001}).raise_for_status()
+    http.post(
+        "/v1/gateways", json={"name": "tor1", "ovsdb": switch.tcp, "tunnel_ip": "192.0.2.21"}
+    ).raise_for_status()
+    http.post(
+        "/v1/gateways/tor1/bindings", json={"port": "eth9", "vlan": 100, "network": "web"}
+    ).raise_for_status()
+    http.post(
+        "/v1/gateways",
+        json={"name": "tor2", "ovsdb": f"unix:{tmp_path}/nothing.sock", "tunnel_ip": "192.0.2.22"},
+    ).raise_for_status()
+    deadline = time.monotonic() + 20
+    while True:
+        status = http.get("/v1/status").json()
+        errors = {e["name"]: e["message"] for e in status["errors"]}
+        if "tor1" in errors and "tor2" in errors:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert "eth9" in errors["tor1"]
+    assert http.get("/v1/gateways/tor2").json()["status"]["state"] == "error"
