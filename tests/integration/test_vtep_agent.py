@@ -23,12 +23,17 @@ VTEP_SCHEMA = Path("/usr/share/openvswitch/vtep.ovsschema")
 
 
 def make_switch(
-    workdir: Path, name: str = "tor1", ports: tuple[str, ...] = ("eth1", "eth2")
+    workdir: Path,
+    name: str = "tor1",
+    ports: tuple[str, ...] = ("eth1", "eth2"),
+    *,
+    state_consistent: bool = True,
 ) -> OvsdbServer:
     """An ovsdb-server with the hardware_vtep schema (+ state_consistent) and one switch."""
     workdir.mkdir(parents=True, exist_ok=True)
     schema = workdir / "vtep.ovsschema"
-    schema.write_text(json.dumps(with_state_consistent(json.loads(VTEP_SCHEMA.read_text()))))
+    original = json.loads(VTEP_SCHEMA.read_text())
+    schema.write_text(json.dumps(with_state_consistent(original) if state_consistent else original))
     server = OvsdbServer(workdir, schema=schema)
     server.start()
     ops: list[dict[str, Any]] = [
@@ -192,3 +197,46 @@ def test_a_missing_port_and_an_unreachable_switch_are_reported(
         time.sleep(0.1)
     assert "eth9" in errors["tor1"]
     assert http.get("/v1/gateways/tor2").json()["status"]["state"] == "error"
+
+
+def test_state_consistent_needs_the_column_or_an_online_conversion(tmp_path: Path) -> None:
+    switch = make_switch(tmp_path / "old", state_consistent=False)
+    try:
+        with (
+            running_api(f"sqlite:{tmp_path / 'tether.db'}") as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            body = {
+                "name": "tor1",
+                "ovsdb": switch.tcp,
+                "tunnel_ip": "192.0.2.21",
+                "mode": "state-consistent",
+            }
+            refused = http.post("/v1/gateways", json=body)
+            assert refused.status_code == 400 and refused.json()["error"]["field"] == "mode"
+            assert "--convert-schema" in refused.json()["error"]["message"]
+            assert http.get("/v1/gateways").json()["items"] == []
+            http.post(
+                "/v1/gateways", json=body, params={"convert_schema": "true"}
+            ).raise_for_status()
+            columns = asyncio.run(_columns(switch.unix))
+            assert "state_consistent" in columns
+            http.post("/v1/networks", json={"name": "web", "vni": 5001}).raise_for_status()
+            http.post(
+                "/v1/gateways/tor1/bindings", json={"port": "eth1", "vlan": 7, "network": "web"}
+            ).raise_for_status()
+            wait_realized(http, "tor1")
+            assert [s["bindings"] for s in switch_rows(switch).values()] == [{("eth1", 7)}]
+            unreachable = dict(
+                body, name="tor2", ovsdb=f"unix:{tmp_path}/none.sock", tunnel_ip="192.0.2.22"
+            )
+            answer = http.post("/v1/gateways", json=unreachable)
+            assert answer.status_code == 409 and answer.json()["error"]["field"] == "ovsdb"
+    finally:
+        switch.kill()
+
+
+async def _columns(address: str) -> set[str]:
+    async with Client(address) as client:
+        schema = await client.get_schema("hardware_vtep")
+    return set(schema.tables["Logical_Switch"].columns)

@@ -37,6 +37,7 @@ from tether.model.resources import (
     RouterUpdate,
 )
 from tether.service.models import ModelService
+from tether.vtep.schema_check import ensure_state_consistent
 
 __all__ = ["router"]
 
@@ -99,6 +100,11 @@ def _page(
 
 Limit = Query(100, ge=1, le=MAX_PAGE, description="page size")
 After = Query(None, description="the `next` value of the previous page")
+ConvertSchema = Query(
+    False,
+    description="for the state-consistent mode: add Logical_Switch.state_consistent to the "
+    "switch's schema by online conversion when it lacks it",
+)
 TenantQuery = Query(None, description="tenant of the name (when names repeat across tenants)")
 
 
@@ -319,7 +325,11 @@ async def list_gateways(request: Request, limit: int = Limit, after: str | None 
 
 
 @router.post("/gateways", response_model=Gateway, status_code=201, tags=["gateways"])
-async def create_gateway(request: Request, body: GatewayCreate) -> Any:
+async def create_gateway(
+    request: Request, body: GatewayCreate, convert_schema: bool = ConvertSchema
+) -> Any:
+    if body.mode == "state-consistent":
+        await ensure_state_consistent(body.ovsdb, convert=convert_schema)
     return await _write(request, lambda rules: rules.create_gateway(body))
 
 
@@ -340,7 +350,14 @@ def _with_runtime(gateway: dict[str, Any], runtime: dict[str, Any] | None) -> di
 
 
 @router.patch("/gateways/{ref}", response_model=Gateway, tags=["gateways"])
-async def update_gateway(request: Request, ref: str, body: GatewayUpdate) -> Any:
+async def update_gateway(
+    request: Request, ref: str, body: GatewayUpdate, convert_schema: bool = ConvertSchema
+) -> Any:
+    async with _service(request).reading():
+        old = _service(request).catalog.resolve(Gateway, ref, field="gateway")
+    mode, address = body.mode or old.mode, body.ovsdb or old.ovsdb
+    if mode == "state-consistent" and (mode != old.mode or address != old.ovsdb):
+        await ensure_state_consistent(address, convert=convert_schema)
     return await _write(request, lambda rules: rules.update_gateway(ref, body))
 
 

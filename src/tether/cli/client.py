@@ -127,8 +127,8 @@ class Client:
     def get(self, path: str, params: Params | None = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, body=body)
+    def post(self, path: str, body: Any, params: Params | None = None) -> Any:
+        return self.request("POST", path, params=params, body=body)
 
     def patch(self, path: str, body: Any, params: Params | None = None) -> Any:
         return self.request("PATCH", path, params=params, body=body)

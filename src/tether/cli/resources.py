@@ -474,6 +474,27 @@ def _gateway_pairs(gateway: Obj) -> list[tuple[str, Cell]]:
         ("mode", gateway["mode"]),
         ("max rows per txn", str(gateway["max_rows_per_txn"])),
         ("status", status_cell(gateway)),
+        *_runtime_pairs(gateway.get("runtime")),
+    ]
+
+
+def _runtime_pairs(runtime: Obj | None) -> list[tuple[str, Cell]]:
+    """What the gateway's agent last reported: connection, generations, rows, last error."""
+    if not runtime:
+        return [("connection", "no report yet")]
+    rows = runtime.get("rows") or {}
+    counts = ", ".join(f"{table} {n}" for table, n in sorted(rows.items()) if n) or "-"
+    return [
+        ("connection", runtime["connection"]),
+        (
+            "generation",
+            f"desired {runtime['desired_generation']}, realized {runtime['realized_generation']}",
+        ),
+        ("stage", runtime.get("stage") or "-"),
+        ("bound ports", ", ".join(runtime.get("bound_ports") or []) or "-"),
+        ("rows", counts),
+        ("transactions", str(runtime.get("transactions", 0))),
+        ("last error", runtime.get("last_error") or "-"),
     ]
 
 
@@ -506,6 +527,14 @@ def gateway_add(
     max_rows_per_txn: Annotated[
         int | None, typer.Option(help="Most rows written in one OVSDB transaction (default: 1000).")
     ] = None,
+    convert_schema: Annotated[
+        bool,
+        typer.Option(
+            "--convert-schema",
+            help="With --mode state-consistent: add Logical_Switch.state_consistent to the "
+            "switch's schema by online conversion if it lacks it.",
+        ),
+    ] = False,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
@@ -518,8 +547,9 @@ def gateway_add(
         mode=mode.value if mode else None,
         max_rows_per_txn=max_rows_per_txn,
     )
+    params = {"convert_schema": "true"} if convert_schema else None
     with _api(url) as api:
-        gateway = api.post("/v1/gateways", body)
+        gateway = api.post("/v1/gateways", body, params)
     _show_gateway(gateway, as_json)
 
 
@@ -835,7 +865,27 @@ def status(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     )
     counts = sorted(answer.get("objects", {}).items())
     print_table(["KIND", "COUNT"], [[kind, str(n)] for kind, n in counts], title="objects")
+    _print_gateways(answer.get("gateways", []))
     _print_errors(answer.get("errors", []))
+
+
+def _print_gateways(gateways: Sequence[Obj]) -> None:
+    if not gateways:
+        return
+    rows = [
+        [
+            g["gateway"],
+            g["mode"],
+            g["connection"],
+            f"{g['realized_generation']}/{g['desired_generation']}",
+            ", ".join(g.get("bound_ports") or []) or "-",
+            str((g.get("rows") or {}).get("Ucast_Macs_Remote", 0)),
+            g.get("last_error") or "-",
+        ]
+        for g in gateways
+    ]
+    header = ["GATEWAY", "MODE", "CONNECTION", "REALIZED/DESIRED", "BOUND PORTS", "REMOTE MACS"]
+    print_table([*header, "LAST ERROR"], rows, title="gateways")
 
 
 def _print_errors(errors: Sequence[Obj]) -> None:
