@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.daemons import OvsdbServer
+from tests.faulty_ovsdb import FAULTS, faulty_switch
 from tests.servers import running_api
 from tether.ovsdb import Client
 from tether.vtep.schema import with_state_consistent
@@ -240,3 +241,56 @@ async def _columns(address: str) -> set[str]:
     async with Client(address) as client:
         schema = await client.get_schema("hardware_vtep")
     return set(schema.tables["Logical_Switch"].columns)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_misbehaving_switch_is_in_error_while_the_others_converge(
+    tmp_path: Path, fault: str
+) -> None:
+    good = make_switch(tmp_path / "good", name="good")
+    bad = make_switch(tmp_path / "bad", name="bad")
+    try:
+        with (
+            faulty_switch(tmp_path / "bad.sock", bad.socket_path, fault) as bad_address,
+            running_api(f"sqlite:{tmp_path / 'tether.db'}") as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            http.post("/v1/networks", json={"name": "web", "vni": 5001}).raise_for_status()
+            for name, address, ip in (
+                ("good", good.tcp, "192.0.2.21"),
+                ("bad", bad_address, "192.0.2.22"),
+            ):
+                http.post(
+                    "/v1/gateways", json={"name": name, "ovsdb": address, "tunnel_ip": ip}
+                ).raise_for_status()
+                http.post(
+                    f"/v1/gateways/{name}/bindings",
+                    json={"port": "eth1", "vlan": 9, "network": "web"},
+                ).raise_for_status()
+            wait_realized(http, "good")
+            assert [s["bindings"] for s in switch_rows(good).values()] == [{("eth1", 9)}]
+            deadline = time.monotonic() + 20
+            while (
+                runtime := http.get("/v1/gateways/bad").json()["runtime"]
+            ) is None or not runtime["last_error"]:
+                assert time.monotonic() < deadline, runtime
+                time.sleep(0.05)
+            expected = {
+                "error": "resources exhausted",
+                "refuse": "refuses this row",
+                "drop": "",
+                "garbage": "",
+            }[fault]
+            assert expected in runtime["last_error"]
+            assert http.get("/v1/gateways/bad").json()["status"]["state"] == "error"
+            assert switch_rows(bad) == {}, "nothing reached the misbehaving switch"
+            # the healthy gateway keeps converging while the other one fails
+            http.post("/v1/networks", json={"name": "db", "vni": 5002}).raise_for_status()
+            http.post(
+                "/v1/gateways/good/bindings", json={"port": "eth2", "vlan": 10, "network": "db"}
+            ).raise_for_status()
+            wait_realized(http, "good")
+            assert len(switch_rows(good)) == 2
+    finally:
+        good.kill()
+        bad.kill()

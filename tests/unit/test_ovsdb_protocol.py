@@ -519,3 +519,14 @@ def test_parse_address(text: str, kind: str, host: str, port: int, path: str) ->
 def test_parse_address_refuses(text: str) -> None:
     with pytest.raises(InvalidAddressError):
         parse_address(text)
+
+
+def test_a_stray_closing_bracket_is_refused_at_once_not_waited_on() -> None:
+    # a switch that sends garbage must not leave the client waiting for the rest forever
+    with pytest.raises(OvsdbProtocolError, match="unbalanced"):
+        JsonSplitter().feed(b'{"id": ]]] this is not json')
+    with pytest.raises(OvsdbProtocolError, match="not closed"):
+        JsonSplitter().feed(b'{"id": [1, 2}')
+    assert JsonSplitter().feed(b'{"a": "]", "b": [[1], {"c": "["}]}') == [
+        {"a": "]", "b": [[1], {"c": "["}]}
+    ]

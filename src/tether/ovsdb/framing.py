@@ -36,13 +36,14 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 # Up to the next brace or an unterminated string: plain bytes and whole strings.
 # (No possessive quantifiers: CPython 3.11.2 mis-matches them; these never backtrack far.)
-_TO_BRACE = re.compile(rb'(?:[^{}"]+|"[^"\\]*(?:\\.[^"\\]*)*")*', re.DOTALL)
+_TO_BRACE = re.compile(rb'(?:[^{}\[\]"]+|"[^"\\]*(?:\\.[^"\\]*)*")*', re.DOTALL)
 # The rest of a string body: stops before the closing quote or a backslash ending the data.
 _STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
 _SPACE = re.compile(rb"[ \t\r\n]*")
 _BOUNDARY = re.compile(rb"}[ \t\r\n]*{")  # outside strings: one message ends, the next begins
 _SKIM_BYTES = 4096
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = 0x7B, 0x7D, 0x22, 0x5C
+_OPEN_ARRAY, _CLOSE_ARRAY = 0x5B, 0x5D
 _TRAILING_SPACE = b" \t\r\n"
 
 
@@ -54,6 +55,7 @@ class JsonSplitter:
         self._buf = bytearray()
         self._pos = 0  # next byte for the exact scanner; 0 and depth 0: nothing scanned yet
         self._depth = 0
+        self._brackets = 0  # open arrays: a stray ']' is refused at once, not waited on
         self._in_string = False
         self._escaped = False
         self._next_attempt = 0  # fast path only once the buffer holds this many bytes
@@ -100,7 +102,7 @@ class JsonSplitter:
         if not isinstance(message, dict):
             return None  # the exact scanner reports what is wrong
         buf.clear()
-        self._pos = self._depth = self._next_attempt = 0
+        self._pos = self._depth = self._next_attempt = self._brackets = 0
         self._in_string = self._escaped = False
         return message
 
@@ -137,9 +139,17 @@ class JsonSplitter:
                 self._in_string = True  # a string the data cuts short
             elif char == _OPEN:
                 self._depth += 1
+            elif char == _OPEN_ARRAY:
+                self._brackets += 1
+            elif char == _CLOSE_ARRAY:
+                self._brackets -= 1
+                if self._brackets < 0:
+                    raise OvsdbProtocolError(f"malformed JSON: unbalanced ']' at byte {pos - 1}")
             else:
                 self._depth -= 1
                 if self._depth == 0:
+                    if self._brackets:
+                        raise OvsdbProtocolError("malformed JSON: an array is not closed")
                     return pos
         self._pos = pos
         return -1
@@ -157,9 +167,11 @@ class JsonSplitter:
         if _BOUNDARY.search(outside):
             return pos
         depth = self._depth + outside.count(b"{") - outside.count(b"}")
-        if depth <= 0:
-            return pos
+        brackets = self._brackets + outside.count(b"[") - outside.count(b"]")
+        if depth <= 0 or brackets < 0:
+            return pos  # the exact scanner finds the end (or the fault)
         self._depth = depth
+        self._brackets = brackets
         self._in_string = len(parts) % 2 == 0  # an odd number of quotes opens a string
         return n
 
@@ -174,6 +186,7 @@ class JsonSplitter:
         if buf[0] != _OPEN:
             raise OvsdbProtocolError(f"expected a JSON object, got {bytes(buf[:40])!r}")
         self._depth = 1
+        self._brackets = 0
         return 1
 
     def _scan_string(self, pos: int, n: int) -> int:

@@ -44,6 +44,8 @@ TABLES = (
 )
 RETRY_SECONDS = 1.0
 CONNECT_SECONDS = 10.0
+TRANSACT_SECONDS = 60.0
+"""A switch that has not answered a transaction in this long is reported in error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,7 @@ class VtepAgent:
         for transaction in stage.transactions:
             switches, locators, ports = refs_of(_tables(monitor), self.gateway.physical_switch)
             ops = encode(transaction, Refs(switches, locators, ports))
-            results = await client.transact(DATABASE, ops)
+            results = await client.transact(DATABASE, ops, timeout=TRANSACT_SECONDS)
             await _seen_by_replica(monitor, ops, results)
             self._report(transactions=self.status.transactions + 1)
         for lock in sorted(stage.steal):  # only after every write was confirmed
