@@ -13,6 +13,7 @@ import typer
 from typer._click import exceptions as usage  # typer vendors click since 0.29
 
 from tether.cli import demo, resources
+from tether.cli.lab import lab_app
 
 __all__ = ["app", "main"]
 
@@ -57,6 +58,7 @@ def serve(
 
 app.command(name="demo")(demo.demo)
 resources.register(app)
+app.add_typer(lab_app, name="lab", no_args_is_help=True)
 
 
 def main() -> None:

@@ -1,0 +1,95 @@
+"""The files in which an emulated switch records what its ASIC forwards on.
+
+In the switch's directory:
+
+* ``asic-history.jsonl`` — one JSON line per applied change, appended across restarts:
+  ``{"time": unix seconds, "switch": logical switch, "vni": N, "state": table or null}``;
+* ``asic-state.json`` — the whole programmed state now, replaced atomically (temp file and
+  rename) after every change: ``{"switch": NAME, "updated": unix seconds,
+  "logical_switches": {name: table}}``. A (re)started switch starts it empty: its ASIC does
+  not survive a restart, the database does.
+
+:class:`AsicFiles` writes them for :class:`~tether.lab.asic.MemoryAsic`; :func:`read_state`
+and :func:`read_history` read them back (``tether lab vtep-state`` and tests). The table form
+is :meth:`~tether.lab.forwarding.ForwardingTable.to_json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether.lab.errors import LabError
+from tether.lab.forwarding import ForwardingTable, HistoryEntry
+
+__all__ = ["HISTORY_FILE", "STATE_FILE", "AsicFiles", "AsicState", "read_history", "read_state"]
+
+HISTORY_FILE = "asic-history.jsonl"
+STATE_FILE = "asic-state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class AsicState:
+    switch: str
+    """The physical switch's name."""
+    updated: float
+    tables: Mapping[str, ForwardingTable]
+    """By logical switch name."""
+
+
+class AsicFiles:
+    """Writes one switch's history and state files."""
+
+    def __init__(self, directory: Path, switch: str) -> None:
+        self.directory = directory
+        self.switch = switch
+        self.history_path = directory / HISTORY_FILE
+        self.state_path = directory / STATE_FILE
+
+    def record(
+        self, entry: HistoryEntry | None, tables: Mapping[str, ForwardingTable], now: float
+    ) -> None:
+        """Append ``entry`` (if any) to the history, then rewrite the state file."""
+        if entry is not None:
+            with self.history_path.open("a", encoding="utf-8") as history:
+                history.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+        state = {
+            "switch": self.switch,
+            "updated": now,
+            "logical_switches": {name: t.to_json() for name, t in sorted(tables.items())},
+        }
+        temporary = self.state_path.with_name(STATE_FILE + ".tmp")
+        temporary.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, self.state_path)
+
+
+def read_state(directory: Path) -> AsicState:
+    """The state file of the switch in ``directory``; ``LabError`` if absent or unreadable."""
+    path = directory / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        tables = {
+            str(name): ForwardingTable.from_json(table)
+            for name, table in data["logical_switches"].items()
+        }
+        return AsicState(str(data["switch"]), float(data["updated"]), tables)
+    except FileNotFoundError:
+        raise LabError(f"{path} does not exist: no emulated switch ran in {directory}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"{path} is unreadable: {exc}") from exc
+
+
+def read_history(directory: Path) -> list[HistoryEntry]:
+    """Every change recorded in ``directory`` (oldest first); empty if none was."""
+    path = directory / HISTORY_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    try:
+        return [HistoryEntry.from_json(json.loads(line)) for line in lines if line.strip()]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"{path} is unreadable: {exc}") from exc
