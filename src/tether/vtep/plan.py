@@ -7,11 +7,14 @@ switch holds exactly what tether wants. A restart (of tether or of the switch) i
 another call. The stages follow the patent's processes (US 12,388,743):
 
 ``bind-last`` (FIG. 5-6)
-    1. unbind: bindings tether no longer wants, and bindings of logical switches whose rows
-       are about to change (the unbind -> update -> rebind path: it opens a gap);
-    2. content: every other row (Logical_Switch, locators, Mcast/Ucast_Macs_Remote);
-    3. bind: the ``vlan_bindings`` of logical switches whose rows are now complete;
-    4. delete: logical switches nobody wants, once empty.
+    1. unbind: bindings tether no longer wants (teardown unbinds first);
+    2. update: for each bound logical switch whose rows change, the patent's path — unbind;
+       its rows; rebind — each step confirmed before the next, one switch after the other,
+       so a switch is dark only while its own rows are written (the gap is measured);
+    3. content: the rows (Logical_Switch, locators, Mcast/Ucast_Macs_Remote) of switches
+       not yet bound, all together;
+    4. bind: the ``vlan_bindings`` of logical switches whose rows are now complete;
+    5. delete: logical switches nobody wants, once empty.
 
 ``lock`` (FIG. 7)
     1. content, bindings included, as one stage; the agent steals ``ls_<VNI>`` of every
@@ -44,6 +47,8 @@ from tether.vtep.state import (
 )
 
 __all__ = [
+    "BARRIER",
+    "Barrier",
     "Bind",
     "EnsureLogicalSwitch",
     "EnsureRemoteMac",
@@ -173,6 +178,15 @@ Op = (
 
 
 @dataclass(frozen=True, slots=True)
+class Barrier:
+    """Not an operation: what follows goes in a later transaction, after this one is
+    confirmed (the bind-last update path: unbind | rows | rebind)."""
+
+
+BARRIER = Barrier()
+
+
+@dataclass(frozen=True, slots=True)
 class Transaction:
     ops: tuple[Op, ...]
     locks: frozenset[str] = frozenset()
@@ -294,7 +308,10 @@ def _deletions(desired: GatewayConfig, view: SwitchView) -> list[Op]:
 
 
 def _chunks(
-    ops: Sequence[Op], max_rows: int, known_locators: Iterable[str], locks_of: dict[str, str]
+    ops: Sequence[Op | Barrier],
+    max_rows: int,
+    known_locators: Iterable[str],
+    locks_of: dict[str, str],
 ) -> Iterator[Transaction]:
     """Split ops into transactions of at most ``max_rows`` rows, counting the locator rows a
     transaction must insert (a locator is created in the first transaction that uses it)."""
@@ -303,6 +320,12 @@ def _chunks(
     rows = 0
     new_here: set[str] = set()
     for op in ops:
+        if isinstance(op, Barrier):
+            if batch:
+                yield _transaction(batch, locks_of)
+                known |= new_here
+                batch, rows, new_here = [], 0, set()
+            continue
         fresh = {ip for ip in op.locators() if ip not in known and ip not in new_here}
         cost = op.rows + len(fresh)
         if batch and rows + cost > max_rows:
@@ -333,7 +356,7 @@ def _transaction(ops: list[Op], locks_of: dict[str, str]) -> Transaction:
 
 def _stage(
     name: str,
-    ops: list[Op],
+    ops: Sequence[Op | Barrier],
     view: SwitchView,
     max_rows: int,
     switches: Iterable[str],
@@ -362,16 +385,15 @@ def plan(desired: GatewayConfig, view: SwitchView, mode: Mode, max_rows: int) ->
 def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
     changed = _changed(desired, view)
     unbinds, _ = _binding_ops(desired, view)
-    already = {(op.port, op.vlan) for op in unbinds if isinstance(op, Unbind)}
-    for name in changed:
-        have = view.switches.get(name)
-        for port, vlan in sorted(have.bindings if have else ()):
-            if (port, vlan) not in already:
-                unbinds.append(Unbind(port, vlan, name))  # the patent's unbind -> update -> rebind
-    if unbinds:
+    if unbinds:  # teardown (and bindings that moved) first
         return _stage("unbind", unbinds, view, max_rows, _names_of(unbinds, view))
+    updating = [name for name in changed if name in view.switches and view.switches[name].bindings]
+    if updating:
+        return _stage(
+            "update", _update_pipelines(desired, view, changed, updating), view, max_rows, updating
+        )
     if changed:
-        ops = [op for name in changed for op in changed[name]]
+        ops: list[Op | Barrier] = [op for name in changed for op in changed[name]]
         return _stage("content", ops, view, max_rows, changed)
     _, binds = _binding_ops(desired, view)
     if binds:
@@ -382,6 +404,23 @@ def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> 
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
     return Stage("done")
+
+
+def _update_pipelines(
+    desired: GatewayConfig, view: SwitchView, changed: dict[str, list[Op]], names: list[str]
+) -> list[Op | Barrier]:
+    """The patent's update path for bound switches, one switch after the other — unbind,
+    confirmed; rows, confirmed; rebind — so each switch's gap lasts only its own update."""
+    ops: list[Op | Barrier] = []
+    for name in names:
+        have, want = view.switches[name], desired.switches[name]
+        ops += [Unbind(port, vlan, name) for port, vlan in sorted(have.bindings)]
+        ops += [BARRIER, *changed[name], BARRIER]
+        ops += [
+            Bind(port, vlan, name) for port, vlan in sorted(want.bindings) if port in view.ports
+        ]
+        ops.append(BARRIER)
+    return ops
 
 
 def _plan_lock(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
