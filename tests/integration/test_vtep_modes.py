@@ -6,8 +6,10 @@ complete desired state of some moment — through creation, an update and a tear
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 
 from tests.servers import ServeProcess
 from tether.lab import EmulatedSwitch, ForwardingTable, RemoteEntry
+from tether.ovsdb import Client
 
 pytestmark = pytest.mark.anyio
 
@@ -80,9 +83,20 @@ async def programmed(
 
 
 @pytest.fixture
-async def fabric(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Fabric]:
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     server = ServeProcess(f"sqlite:{tmp_path / 'tether.db'}", tmp_path)
     server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+async def fabric(
+    request: pytest.FixtureRequest, tmp_path: Path, serve: ServeProcess
+) -> AsyncIterator[Fabric]:
+    server = serve
     switch = EmulatedSwitch("tor1", tmp_path / "tor1", tunnel_ip="192.0.2.21", ports=["eth1"])
     await switch.start()
     try:
@@ -119,7 +133,6 @@ async def fabric(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             yield Fabric(http, switch, result["ids"])
     finally:
         await switch.stop()
-        server.kill()
 
 
 @pytest.mark.parametrize("fabric", ["bind-last", "lock", "state-consistent"], indirect=True)
@@ -184,9 +197,75 @@ async def test_the_switch_never_applies_a_partial_logical_switch(
         gaps.sort()
         dark = [g for g in gaps if g > 0]
         print(
-            f"\nbind-last update: {len(dark)} of {len(gaps)} logical switches went dark; gap median "
+            f"\nbind-last update: {len(dark)} of {len(gaps)} logical switches went dark; "
+            "gap median "
             f"{gaps[len(gaps) // 2] * 1000:.1f} ms, p90 {gaps[len(gaps) * 9 // 10] * 1000:.1f} ms, "
             f"max {gaps[-1] * 1000:.1f} ms (as the switch agent applied it)"
         )
     runtime = (await http.get("/v1/gateways/tor1")).json()["runtime"]
     assert runtime["transactions"] >= NETWORKS * 10, "five rows per transaction: >= ten per network"
+
+
+async def switch_rows_are_exact(switch: EmulatedSwitch, want: dict[str, ForwardingTable]) -> None:
+    """The switch's database holds each wanted row once and nothing tether no longer wants."""
+    async with Client(switch.address) as client:
+        tables = ["Logical_Switch", "Ucast_Macs_Remote", "Mcast_Macs_Remote", "Physical_Locator"]
+        results = await client.transact(
+            "hardware_vtep", [{"op": "select", "table": t, "where": []} for t in tables]
+        )
+    rows = {t: r["rows"] for t, r in zip(tables, results, strict=True)}
+    assert sorted(r["name"] for r in rows["Logical_Switch"]) == sorted(want)
+    macs = [(r["logical_switch"][1], r["MAC"]) for r in rows["Ucast_Macs_Remote"]]
+    assert len(macs) == len(set(macs)) == sum(len(t.remote_macs) for t in want.values())
+    assert len(rows["Mcast_Macs_Remote"]) == len(want)
+    locators = [r["dst_ip"] for r in rows["Physical_Locator"]]
+    assert len(locators) == len(set(locators))
+
+
+@pytest.mark.parametrize("fabric", ["lock", "state-consistent", "bind-last"], indirect=True)
+@pytest.mark.parametrize("victim", ["switch ovsdb-server", "tether serve"])
+async def test_kill_9_mid_push_converges_without_duplicates(
+    fabric: Fabric, victim: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    http, switch = fabric.http, fabric.switch
+    everything = {n: range(MACS) for n in range(NETWORKS)}
+    items = [port_item(n, m) for n in range(NETWORKS) for m in everything[n]]
+    items += [
+        {
+            "kind": "binding",
+            "gateway": "tor1",
+            "spec": {"port": "eth1", "vlan": n + 1, "network": f"net{n}"},
+        }
+        for n in range(NETWORKS)
+    ]
+    await bulk(http, items)
+    want = expected(fabric, everything)
+    deadline = time.monotonic() + 60
+    while len(switch.programmed) < 20 and not await _rows_started(switch):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert len(switch.programmed) < NETWORKS, "the push must still be under way when killed"
+    if victim == "tether serve":
+        server: ServeProcess = request.getfixturevalue("serve")
+        server.kill()  # SIGKILL in the middle of the push
+        await asyncio.sleep(0.5)
+        server.start()
+    else:
+        pid = switch.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while switch.server._process is not None and switch.server._process.poll() is None:
+            await asyncio.sleep(0.05)
+        await switch.server.start()  # the same database file
+    await programmed(switch, want)
+    await switch_rows_are_exact(switch, want)
+    assert all(s is None or s == want[s.name] for s in (e.state for e in switch.history))
+
+
+async def _rows_started(switch: EmulatedSwitch) -> bool:
+    async with Client(switch.address) as client:
+        result = await client.transact(
+            "hardware_vtep",
+            [{"op": "select", "table": "Ucast_Macs_Remote", "where": [], "columns": ["MAC"]}],
+        )
+    return len(result[0]["rows"]) > 500

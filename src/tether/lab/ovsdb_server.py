@@ -101,6 +101,7 @@ class OvsdbServerProcess:
     async def start(self, *, timeout: float = 15.0) -> None:
         """Prepare the database, start the server and wait until it accepts connections."""
         await self.prepare()
+        self._reap()
         self.pidfile.unlink(missing_ok=True)
         args = [
             _binary("ovsdb-server"),
@@ -126,6 +127,11 @@ class OvsdbServerProcess:
             raise DaemonError(
                 f"ovsdb-server in {self.directory} not ready after {timeout} s"
             ) from exc
+
+    def _reap(self) -> None:
+        """Forget a previous server process that died (e.g. killed with SIGKILL)."""
+        if self._process is not None and self._process.poll() is not None:
+            self._process = None
 
     async def _wait_ready(self) -> None:
         process = self._process
