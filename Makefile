@@ -15,6 +15,7 @@ test: deps lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) benchmarks/api_bulk.py --smoke
 	$(PY) benchmarks/ovsdb_transact.py --smoke
+	$(PY) benchmarks/vtep_push.py --smoke
 
 lint: deps
 	$(VENV)/bin/ruff format --check src tests benchmarks

@@ -186,9 +186,10 @@ class SwitchAgent:
         decision = decide(view, programmed=self.asic.tables, held=held, requested=self._requested)
         self._decision = decision
         now = self._clock()
-        for name, table in decision.program.items():
-            self.asic.program(name, table, now=now)
-            log.debug("switch %s: programmed %s: %s", self.physical_switch, name, table)
+        for entry in self.asic.program_many(decision.program, now=now):
+            log.debug(
+                "switch %s: programmed %s: %s", self.physical_switch, entry.switch, entry.state
+            )
         for name in decision.unlock:
             self._requested.discard(name)
             self._confirmed.discard(name)

@@ -53,9 +53,16 @@ class AsicFiles:
         self, entry: HistoryEntry | None, tables: Mapping[str, ForwardingTable], now: float
     ) -> None:
         """Append ``entry`` (if any) to the history, then rewrite the state file."""
-        if entry is not None:
+        self.record_many([entry] if entry is not None else [], tables, now)
+
+    def record_many(
+        self, entries: list[HistoryEntry], tables: Mapping[str, ForwardingTable], now: float
+    ) -> None:
+        """Append ``entries`` to the history, then rewrite the state file once."""
+        if entries:
+            lines = "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in entries)
             with self.history_path.open("a", encoding="utf-8") as history:
-                history.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+                history.write(lines)
         state = {
             "switch": self.switch,
             "updated": now,
