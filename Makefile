@@ -25,6 +25,8 @@ lint: deps
 
 bench: deps
 	$(PY) benchmarks/api_bulk.py
+	$(PY) benchmarks/ovsdb_transact.py
+	$(PY) benchmarks/vtep_push.py
 
 deps: debs venv
 
