@@ -204,6 +204,14 @@ async def test_the_switch_never_applies_a_partial_logical_switch(
         )
     runtime = (await http.get("/v1/gateways/tor1")).json()["runtime"]
     assert runtime["transactions"] >= NETWORKS * 10, "five rows per transaction: >= ten per network"
+    if mode == "bind-last":  # tether measures and reports the outage of the update path
+        assert runtime["max_update_gap_ms"] > 0
+        print(
+            f"tether's own measure of the gap: last {runtime['update_gap_ms']} ms, "
+            f"max {runtime['max_update_gap_ms']} ms"
+        )
+    else:
+        assert runtime["max_update_gap_ms"] is None
 
 
 async def switch_rows_are_exact(switch: EmulatedSwitch, want: dict[str, ForwardingTable]) -> None:

@@ -494,8 +494,17 @@ def _runtime_pairs(runtime: Obj | None) -> list[tuple[str, Cell]]:
         ("bound ports", ", ".join(runtime.get("bound_ports") or []) or "-"),
         ("rows", counts),
         ("transactions", str(runtime.get("transactions", 0))),
+        *_gap_pairs(runtime),
         ("last error", runtime.get("last_error") or "-"),
     ]
+
+
+def _gap_pairs(runtime: Obj) -> list[tuple[str, Cell]]:
+    """bind-last's update outage, when the agent has measured one."""
+    if runtime.get("max_update_gap_ms") is None:
+        return []
+    gap = f"last {runtime['update_gap_ms']} ms, max {runtime['max_update_gap_ms']} ms"
+    return [("update gap", gap)]
 
 
 def _show_gateway(gateway: Obj, as_json: bool) -> None:

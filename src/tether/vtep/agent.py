@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -23,7 +24,7 @@ from typing import Any, cast
 from tether.model.resources import Gateway
 from tether.ovsdb import Client, Monitor, OvsdbError, TransactionError
 from tether.vtep.encode import EncodeError, Refs, encode
-from tether.vtep.plan import Stage, missing_ports, plan
+from tether.vtep.plan import Bind, Stage, Transaction, Unbind, missing_ports, plan
 from tether.vtep.state import GatewayConfig, Tables, observe, refs_of
 
 __all__ = ["DATABASE", "GatewayStatus", "VtepAgent"]
@@ -61,6 +62,10 @@ class GatewayStatus:
     rows: Mapping[str, int] = field(default_factory=dict)
     last_error: str = ""
     transactions: int = 0
+    update_gap_ms: float | None = None
+    """bind-last only: how long the last updated logical switch was unbound (unbind
+    confirmed -> rebind confirmed), the outage the patent's update path costs."""
+    max_update_gap_ms: float | None = None
 
     @property
     def state(self) -> str:
@@ -83,14 +88,24 @@ class GatewayStatus:
             "rows": dict(self.rows),
             "last_error": self.last_error,
             "transactions": self.transactions,
+            "update_gap_ms": self.update_gap_ms,
+            "max_update_gap_ms": self.max_update_gap_ms,
         }
 
 
 class VtepAgent:
     """Drives one switch. ``on_status`` is called with every status change."""
 
-    def __init__(self, gateway: Gateway, *, on_status: Callable[[GatewayStatus], None]) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        on_status: Callable[[GatewayStatus], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.gateway = gateway
+        self._clock = clock
+        self._unbound_at: dict[str, float] = {}
         self._on_status = on_status
         self._desired = GatewayConfig(gateway.physical_switch, {})
         self._generation = 0
@@ -209,9 +224,22 @@ class VtepAgent:
             results = await client.transact(DATABASE, ops, timeout=TRANSACT_SECONDS)
             await _seen_by_replica(monitor, ops, results)
             self._report(transactions=self.status.transactions + 1)
+            if stage.name == "update":
+                self._measure_gaps(transaction)
         for lock in sorted(stage.steal):  # only after every write was confirmed
             await client.unlock(lock)
             self._held.discard(lock)
+
+    def _measure_gaps(self, transaction: Transaction) -> None:
+        """Time from a confirmed unbind to the confirmed rebind of the same logical switch."""
+        now = self._clock()
+        for op in transaction.ops:
+            if isinstance(op, Unbind) and op.switch:
+                self._unbound_at.setdefault(op.switch, now)
+            elif isinstance(op, Bind) and op.switch in self._unbound_at:
+                gap = (now - self._unbound_at.pop(op.switch)) * 1000
+                worst = max(gap, self.status.max_update_gap_ms or 0.0)
+                self._report(update_gap_ms=round(gap, 2), max_update_gap_ms=round(worst, 2))
 
 
 async def _seen_by_replica(monitor: Monitor, ops: list[dict[str, Any]], results: list[Any]) -> None:
