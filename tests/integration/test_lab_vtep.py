@@ -277,22 +277,6 @@ async def test_restart_on_the_same_directory_keeps_rows_and_programs_again(
     assert [entry.state for entry in read_history(directory)] == [WEB, WEB]
 
 
-OVS_ASIC = ["--tunnel-ip", "192.0.2.1", "--ports", "eth1", "--asic", "ovs"]
-
-
-def test_the_ovs_asic_is_refused_plainly(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*lab_cli(), "vtep", "t", "--ovsdb-dir", str(tmp_path), *OVS_ASIC],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["error: the ovs ASIC is not available yet"]
-    assert not (tmp_path / "vtep.db").exists()
-
-
 # -- the command ------------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """``tether lab``: the emulated fabric. ``vtep`` runs an emulated hardware VTEP,
-``vtep-state`` shows what its ASIC forwards on.
+``vtep-state`` shows what its ASIC forwards on, ``host`` / ``host-del`` plug a host
+namespace into a front-panel port of a switch running the ovs ASIC and unplug it.
 
 Thin: :class:`tether.lab.EmulatedSwitch` does the work and :mod:`tether.lab.records` reads
 the state files; this module parses flags, waits for SIGTERM/SIGINT and prints. Exported as
@@ -20,11 +21,15 @@ import typer
 
 from tether.cli.output import fail, print_json, print_line, print_table
 from tether.lab import (
+    DEFAULT_UNDERLAY,
     AsicState,
     EmulatedSwitch,
     ForwardingTable,
     HistoryEntry,
+    HostRecord,
     LabError,
+    add_host,
+    delete_host,
     lookup,
     read_history,
     read_state,
@@ -58,12 +63,19 @@ def vtep(
     tcp_port: int | None = typer.Option(
         None, "--tcp-port", help="Also serve OVSDB on 127.0.0.1:PORT."
     ),
+    underlay: str = typer.Option(
+        DEFAULT_UNDERLAY, "--underlay", help="ovs ASIC: namespace of the shared VXLAN segment."
+    ),
+    underlay_prefix: int = typer.Option(
+        24, "--underlay-prefix", help="ovs ASIC: prefix length of the underlay subnet."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error."),
 ) -> None:
     """Run an emulated hardware VTEP until SIGTERM or SIGINT.
 
     Its OVSDB server listens on unix:OVSDB_DIR/db.sock; a restart on the same directory
-    keeps the database.
+    keeps the database. With --asic ovs (root) it forwards real frames: its ports are veths
+    whose other ends, NAME-PORT, wait in this namespace for `tether lab host`.
     """
     port_names = [port.strip() for port in ports.split(",") if port.strip()]
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -76,6 +88,8 @@ def vtep(
             ports=port_names,
             asic=asic.value,
             tcp_port=tcp_port,
+            underlay=underlay,
+            underlay_prefix=underlay_prefix,
         )
     except LabError as exc:
         fail(str(exc))
@@ -100,6 +114,9 @@ async def _serve(switch: EmulatedSwitch) -> int | None:
     try:
         where = switch.address + (f" and {switch.tcp_address}" if switch.tcp_address else "")
         print_line(f"vtep {switch.name} ready on {where} (ovsdb-server pid {switch.pid})")
+        if switch.datapath is not None:
+            links = ", ".join(switch.datapath.links.values())
+            print_line(f"ovs ASIC in namespace {switch.datapath.namespace}; ports {links}")
         stopped = loop.create_task(stop.wait())
         died = loop.create_task(switch.server.wait_exited())
         done, pending = await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
@@ -196,6 +213,61 @@ def _flood(table: ForwardingTable) -> str:
 def _summary(table: ForwardingTable) -> str:
     return (
         f"bindings {_bindings(table)}; {len(table.remote_macs)} remote MACs; flood {_flood(table)}"
+    )
+
+
+@lab_app.command("host")
+def host(
+    name: str = typer.Argument(..., help="The host's name, also its network namespace's."),
+    switch: str = typer.Option(..., "--switch", help="The switch it plugs into."),
+    ovsdb_dir: Path = typer.Option(..., "--ovsdb-dir", help="That switch's directory."),
+    port: str = typer.Option(..., "--port", help="The switch's front-panel port."),
+    address: str = typer.Option(..., "--ip", help="Its address with prefix: 10.0.1.50/24."),
+    vlan: int | None = typer.Option(None, "--vlan", help="Tag its frames with this VLAN."),
+    mac: str | None = typer.Option(None, "--mac", help="Its MAC address."),
+) -> None:
+    """Create a host namespace behind a front-panel port of a switch running --asic ovs.
+
+    Then e.g. `ip netns exec NAME ping ...`; `tether lab host-del NAME` undoes it.
+    """
+    try:
+        directory = ovsdb_dir.resolve()
+        _check_switch(directory, switch)
+        record = asyncio.run(
+            add_host(name, directory, switch=switch, port=port, address=address, vlan=vlan, mac=mac)
+        )
+    except LabError as exc:
+        fail(str(exc))
+    print_line(_describe_host(record))
+
+
+@lab_app.command("host-del")
+def host_del(
+    name: str = typer.Argument(..., help="The host's name."),
+    ovsdb_dir: Path = typer.Option(..., "--ovsdb-dir", help="The switch's directory."),
+) -> None:
+    """Delete a host made by `tether lab host`; its port is free for the next one."""
+    try:
+        asyncio.run(delete_host(name, ovsdb_dir.resolve()))
+    except LabError as exc:
+        fail(str(exc))
+    print_line(f"host {name} deleted")
+
+
+def _check_switch(directory: Path, switch: str) -> None:
+    try:
+        state = read_state(directory)
+    except LabError:
+        return  # never ran here: the missing link says more
+    if state.switch != switch:
+        fail(f"{directory} holds switch {state.switch!r}, not {switch!r}")
+
+
+def _describe_host(record: HostRecord) -> str:
+    vlan = "" if record.vlan is None else f" vlan {record.vlan} ({record.tagging})"
+    return (
+        f"host {record.name}: {record.device} {record.address}{vlan} behind "
+        f"{record.switch} {record.port} (ip netns exec {record.name} ...)"
     )
 
 

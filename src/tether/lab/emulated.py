@@ -7,6 +7,13 @@ hundred in one process. ``start`` brings up the switch's ``ovsdb-server``
 (:mod:`.agent`); ``stop`` undoes it and stops the server by its PID. A restart on the same
 directory keeps the database and programs the ASIC again from it.
 
+Two ASIC models: ``memory`` (:mod:`.asic`: tables in a dict, answers lookups) and ``ovs``
+(:mod:`.ovs_asic`: a real Open vSwitch in the switch's own network namespace that forwards
+real frames between front-panel veths and VXLAN on the lab's underlay, and reports the MACs
+it learns in ``Ucast_Macs_Local`` through :mod:`.local_macs`). With ``ovs`` the memory ASIC
+still records every programmed state (history, state file, lookups) and hands it to the
+datapath. The ``ovs`` model needs root.
+
 Usage::
 
     async with EmulatedSwitch("tor1", Path("/tmp/tor1"), tunnel_ip="192.0.2.21",
@@ -28,10 +35,14 @@ from typing import Literal
 from tether.lab.agent import DB, SwitchAgent
 from tether.lab.asic import MemoryAsic
 from tether.lab.bootstrap import SELECTS, bootstrap_ops
-from tether.lab.errors import AsicNotAvailableError, LabError
+from tether.lab.errors import LabError
 from tether.lab.forwarding import ForwardingTable, HistoryEntry, Verdict
+from tether.lab.local_macs import LocalMacWriter
+from tether.lab.mac_learning import LearnedMac
+from tether.lab.ovs_asic import OvsAsic
 from tether.lab.ovsdb_server import VTEP_SCHEMA, OvsdbServerProcess
 from tether.lab.records import AsicFiles
+from tether.lab.underlay import DEFAULT_UNDERLAY
 from tether.ovsdb import ClientOptions, OvsdbError, ReconnectOptions
 
 __all__ = ["AsicKind", "EmulatedSwitch"]
@@ -59,9 +70,10 @@ class EmulatedSwitch:
         tcp_port: int | None = None,
         source_schema: Path = VTEP_SCHEMA,
         clock: Callable[[], float] = time.time,
+        underlay: str = DEFAULT_UNDERLAY,
+        underlay_prefix: int = 24,
+        mac_age: int = 300,
     ) -> None:
-        if asic == "ovs":
-            raise AsicNotAvailableError("the ovs ASIC is not available yet")
         if asic not in ASIC_KINDS:
             raise LabError(f"unknown ASIC {asic!r} (memory or ovs)")
         _check(name, tunnel_ip, ports)
@@ -70,9 +82,23 @@ class EmulatedSwitch:
         self.tunnel_ip = tunnel_ip
         self.ports = tuple(ports)
         self.server = OvsdbServerProcess(directory, tcp_port=tcp_port, source_schema=source_schema)
-        self.asic = MemoryAsic(AsicFiles(directory, name))
+        self.datapath: OvsAsic | None = None
+        """The ovs ASIC's datapath (None with the memory ASIC)."""
+        if asic == "ovs":
+            self.datapath = OvsAsic(
+                name,
+                directory,
+                tunnel_ip=tunnel_ip,
+                ports=ports,
+                underlay=underlay,
+                underlay_prefix=underlay_prefix,
+                mac_age=mac_age,
+            )
+        hook = self._programmed if self.datapath is not None else None
+        self.asic = MemoryAsic(AsicFiles(directory, name), on_change=hook)
         self._clock = clock
         self._agent: SwitchAgent | None = None
+        self._local_macs: LocalMacWriter | None = None
 
     async def __aenter__(self) -> EmulatedSwitch:
         await self.start()
@@ -114,14 +140,28 @@ class EmulatedSwitch:
         """Every change applied to the ASIC since this start, oldest first."""
         return self.asic.history
 
+    @property
+    def learned(self) -> frozenset[LearnedMac]:
+        """MACs the ovs ASIC learned on its front-panel ports (empty with the memory ASIC)."""
+        return frozenset() if self.datapath is None else self.datapath.learned
+
     def lookup(self, *, port: str, vlan: int, mac: str) -> Verdict:
         """Where a frame entering ``port`` on ``vlan`` for ``mac`` goes now."""
         return self.asic.lookup(port=port, vlan=vlan, mac=mac)
+
+    def _programmed(self, tables: Mapping[str, ForwardingTable]) -> None:
+        """The memory ASIC changed: the datapath installs it, the local MACs follow it."""
+        assert self.datapath is not None
+        self.datapath.program(tables)
+        if self._local_macs is not None:
+            self._local_macs.wake()
 
     async def start(self) -> None:
         """Start the server, describe the switch in its database, start programming."""
         await self.server.start()
         try:
+            if self.datapath is not None:
+                await self.datapath.start()
             self.asic.reset(self._clock())
             agent = SwitchAgent(
                 self.address, self.name, self.asic, options=_AGENT_OPTIONS, clock=self._clock
@@ -130,6 +170,8 @@ class EmulatedSwitch:
             await agent.connect()
             await self._bootstrap(agent)
             await agent.start()
+            if self.datapath is not None:
+                await self._start_local_macs(self.datapath)
         except OvsdbError as exc:
             await self.stop()
             raise LabError(f"switch {self.name}: its OVSDB session failed: {exc}") from exc
@@ -154,15 +196,38 @@ class EmulatedSwitch:
         except OvsdbError as exc:
             raise LabError(f"switch {self.name}: cannot write its own rows: {exc}") from exc
 
+    async def _start_local_macs(self, datapath: OvsAsic) -> None:
+        writer = LocalMacWriter(
+            self.address,
+            self.name,
+            tunnel_ip=self.tunnel_ip,
+            programmed=lambda: self.asic.tables,
+            learned=lambda: datapath.learned,
+            options=_AGENT_OPTIONS,
+        )
+        self._local_macs = writer
+        datapath.add_listener(writer.wake)
+        await writer.start()
+
     async def settle(self, *, timeout: float = 10.0) -> None:
-        """Wait until the ASIC reflects everything the database held when called."""
+        """Wait until the ASIC reflects everything the database held when called (with the
+        ovs ASIC: installed in OVS, and ``Ucast_Macs_Local`` written for what it learned)."""
         await self.agent.settle(timeout=timeout)
+        if self.datapath is not None:
+            await self.datapath.flushed(timeout=timeout)
+        if self._local_macs is not None:
+            await self._local_macs.settle(timeout=timeout)
 
     async def stop(self) -> None:
-        """Stop the agent and the server (by PID); safe to call twice."""
+        """Stop the agent, the datapath and the server (by PID); safe to call twice."""
         agent, self._agent = self._agent, None
         if agent is not None:
             await agent.stop()
+        writer, self._local_macs = self._local_macs, None
+        if writer is not None:
+            await writer.stop()
+        if self.datapath is not None:
+            await self.datapath.stop()
         await self.server.stop()
 
 

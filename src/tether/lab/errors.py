@@ -3,13 +3,16 @@
 ::
 
     LabError                      anything the lab cannot do; the message is one line
-    ├── AsicNotAvailableError     the chosen ASIC model does not exist yet (caller's choice)
-    └── DaemonError               a daemon (ovsdb-server, ovsdb-tool) is missing or failed
+    ├── AsicNotAvailableError     the chosen ASIC model cannot run here (caller's choice)
+    ├── DaemonError               a daemon (ovsdb-server, ovsdb-tool, ovs-vswitchd) is
+    │                             missing or failed
+    └── NetworkSetupError         a namespace, link or address could not be set up: it exists
+                                  already (left over? not ours?) or iproute2 refused it
 """
 
 from __future__ import annotations
 
-__all__ = ["AsicNotAvailableError", "DaemonError", "LabError"]
+__all__ = ["AsicNotAvailableError", "DaemonError", "LabError", "NetworkSetupError"]
 
 
 class LabError(Exception):
@@ -21,4 +24,8 @@ class AsicNotAvailableError(LabError):
 
 
 class DaemonError(LabError):
+    pass
+
+
+class NetworkSetupError(LabError):
     pass
