@@ -26,7 +26,8 @@ another call. The stages follow the patent's processes (US 12,388,743):
     1. mark: ``state_consistent=false`` on logical switches about to change (new ones are
        inserted with it false);
     2. content, bindings included, of marked switches;
-    3. mark ``true`` where the content is now complete;
+    3. mark ``true`` where the content is now complete (for switches nobody wants: now
+       empty and unbound, so the switch applies the removal);
     4. delete.
 
 A single operation larger than ``max_rows`` (an ``unknown-dst`` set with many new locators)
@@ -457,10 +458,13 @@ def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: i
     if touched:
         ops = unbinds + [op for name in sorted(changed) for op in changed[name]] + binds
         return _stage("content", ops, view, max_rows, touched)
+    # Complete again: wanted switches now match; unwanted ones are now empty and unbound —
+    # marking those consistent lets the switch apply the removal (and drop its local MACs,
+    # which would otherwise keep the logical switch from being deleted).
     unmarks: list[Op] = [
         MarkConsistent(name, True)
         for name, have in sorted(view.switches.items())
-        if name in desired.switches and have.state_consistent is False
+        if have.state_consistent is False
     ]
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
