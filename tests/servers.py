@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -22,10 +23,11 @@ __all__ = ["ServeProcess", "running_api"]
 
 
 @contextlib.contextmanager
-def running_api(store_url: str) -> Iterator[str]:
-    """Serve ``create_app(store_url)`` in a thread; yields the base URL."""
+def running_api(store_url: str, **app_options: Any) -> Iterator[str]:
+    """Serve ``create_app(store_url, **app_options)`` in a thread; yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(store_url), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(store_url, **app_options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

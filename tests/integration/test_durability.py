@@ -82,5 +82,7 @@ def test_serve_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: lissten: unknown key in " + str(config) + " (known: store, listen, log_level)"
+        "error: lissten: unknown key in "
+        + str(config)
+        + " (known: store, listen, log_level, ovsdb_private_key, ovsdb_certificate, ovsdb_ca_cert)"
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemons import OvsdbServer
+from tests.daemons import OvsdbServer, OvsdbTls
 from tests.faulty_ovsdb import FAULTS, faulty_switch
 from tests.servers import running_api
 from tether.ovsdb import Client
@@ -29,13 +29,14 @@ def make_switch(
     ports: tuple[str, ...] = ("eth1", "eth2"),
     *,
     state_consistent: bool = True,
+    tls: OvsdbTls | None = None,
 ) -> OvsdbServer:
     """An ovsdb-server with the hardware_vtep schema (+ state_consistent) and one switch."""
     workdir.mkdir(parents=True, exist_ok=True)
     schema = workdir / "vtep.ovsschema"
     original = json.loads(VTEP_SCHEMA.read_text())
     schema.write_text(json.dumps(with_state_consistent(original) if state_consistent else original))
-    server = OvsdbServer(workdir, schema=schema)
+    server = OvsdbServer(workdir, schema=schema, tls=tls)
     server.start()
     ops: list[dict[str, Any]] = [
         {"op": "insert", "table": "Physical_Port", "row": {"name": p}, "uuid-name": f"p{i}"}
@@ -294,3 +295,43 @@ def test_a_misbehaving_switch_is_in_error_while_the_others_converge(
     finally:
         good.kill()
         bad.kill()
+
+
+def test_an_ssl_gateway_uses_the_configured_certificates(tmp_path: Path) -> None:
+    from tests.integration.test_ovsdb_client import _make_pki
+
+    (tmp_path / "pki").mkdir()
+    server_tls, client_tls, _ = _make_pki(tmp_path / "pki")
+    switch = make_switch(tmp_path / "tor1", tls=server_tls)
+    try:
+        store = f"sqlite:{tmp_path / 'tether.db'}"
+        with (
+            running_api(store, ovsdb_tls=client_tls) as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            http.post("/v1/networks", json={"name": "web", "vni": 5001}).raise_for_status()
+            body = {
+                "name": "tor1",
+                "ovsdb": switch.ssl,
+                "tunnel_ip": "192.0.2.21",
+                "mode": "state-consistent",
+            }
+            http.post("/v1/gateways", json=body).raise_for_status()  # its schema read over TLS
+            http.post(
+                "/v1/gateways/tor1/bindings", json={"port": "eth1", "vlan": 5, "network": "web"}
+            ).raise_for_status()
+            wait_realized(http, "tor1")
+            assert [s["bindings"] for s in switch_rows(switch).values()] == [{("eth1", 5)}]
+        with (
+            running_api(f"sqlite:{tmp_path / 'tether.db'}") as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            deadline = time.monotonic() + 20  # the same gateway without certificates: an error
+            while "ssl" not in (
+                (runtime := http.get("/v1/gateways/tor1").json()["runtime"]) or {}
+            ).get("last_error", ""):
+                assert time.monotonic() < deadline, runtime
+                time.sleep(0.05)
+            assert "ovsdb_private_key" in runtime["last_error"]
+    finally:
+        switch.kill()

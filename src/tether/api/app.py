@@ -19,6 +19,7 @@ from tether.api import resources, watch
 from tether.api.errors import install_error_handlers
 from tether.api.metrics import Metrics
 from tether.api.runtime import gateway_statuses
+from tether.ovsdb import TlsFiles
 from tether.service.ids import RandomIds
 from tether.service.models import ModelService
 from tether.store import open_store
@@ -27,7 +28,7 @@ from tether.vtep.controller import PhysicalController
 __all__ = ["create_app"]
 
 
-def create_app(store_url: str) -> FastAPI:
+def create_app(store_url: str, *, ovsdb_tls: TlsFiles | None = None) -> FastAPI:
     metrics = Metrics()
 
     @asynccontextmanager
@@ -35,12 +36,13 @@ def create_app(store_url: str) -> FastAPI:
         store = await open_store(store_url)
         models = ModelService(store, RandomIds())
         await models.start()
-        physical = PhysicalController(models, store)
+        physical = PhysicalController(models, store, tls=ovsdb_tls)
         await physical.start()
         metrics.watch_model(models)
         app.state.store = store
         app.state.models = models
         app.state.physical = physical
+        app.state.ovsdb_tls = ovsdb_tls
         try:
             yield
         finally:

@@ -329,7 +329,9 @@ async def create_gateway(
     request: Request, body: GatewayCreate, convert_schema: bool = ConvertSchema
 ) -> Any:
     if body.mode == "state-consistent":
-        await ensure_state_consistent(body.ovsdb, convert=convert_schema)
+        await ensure_state_consistent(
+            body.ovsdb, convert=convert_schema, tls=request.app.state.ovsdb_tls
+        )
     return await _write(request, lambda rules: rules.create_gateway(body))
 
 
@@ -357,7 +359,9 @@ async def update_gateway(
         old = _service(request).catalog.resolve(Gateway, ref, field="gateway")
     mode, address = body.mode or old.mode, body.ovsdb or old.ovsdb
     if mode == "state-consistent" and (mode != old.mode or address != old.ovsdb):
-        await ensure_state_consistent(address, convert=convert_schema)
+        await ensure_state_consistent(
+            address, convert=convert_schema, tls=request.app.state.ovsdb_tls
+        )
     return await _write(request, lambda rules: rules.update_gateway(ref, body))
 
 

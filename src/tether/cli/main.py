@@ -33,19 +33,35 @@ def serve(
     ),
     listen: str | None = typer.Option(None, help="HOST:PORT for the REST API [127.0.0.1:7500]"),
     log_level: str | None = typer.Option(None, help="debug, info, warning or error"),
-    config: Path | None = typer.Option(None, help="TOML file with store, listen, log_level"),
+    ovsdb_private_key: str | None = typer.Option(
+        None, help="PEM private key for ssl: gateways (with the two below)"
+    ),
+    ovsdb_certificate: str | None = typer.Option(None, help="PEM certificate for ssl: gateways"),
+    ovsdb_ca_cert: str | None = typer.Option(None, help="PEM CA certificate for ssl: gateways"),
+    config: Path | None = typer.Option(
+        None, help="TOML file with any of the settings above (store, listen, log_level, ...)"
+    ),
 ) -> None:
-    """Run the controller: the store, the model service and the REST API.
+    """Run the controller: the store, the model service, the gateways' agents, the REST API.
 
-    Settings come from --config, then TETHER_STORE / TETHER_LISTEN / TETHER_LOG_LEVEL, then
-    these flags; later sources win.
+    Settings come from --config, then TETHER_<SETTING> environment variables (TETHER_STORE,
+    TETHER_LISTEN, ...), then these flags; later sources win.
     """
     from tether.runtime.server import serve as run
-    from tether.runtime.settings import SettingsError, load_settings
+    from tether.runtime.settings import SettingsError, load_settings, tls_files
     from tether.store import StoreError
 
+    flags = {
+        "store": store,
+        "listen": listen,
+        "log_level": log_level,
+        "ovsdb_private_key": ovsdb_private_key,
+        "ovsdb_certificate": ovsdb_certificate,
+        "ovsdb_ca_cert": ovsdb_ca_cert,
+    }
     try:
-        settings = load_settings(config, {"store": store, "listen": listen, "log_level": log_level})
+        settings = load_settings(config, flags)
+        tls_files(settings)
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -9,7 +9,7 @@ import logging
 import uvicorn
 
 from tether.api.app import create_app
-from tether.runtime.settings import Settings
+from tether.runtime.settings import Settings, tls_files
 from tether.store import open_store
 
 __all__ = ["serve"]
@@ -33,7 +33,7 @@ def serve(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     config = uvicorn.Config(
-        create_app(settings.store),
+        create_app(settings.store, ovsdb_tls=tls_files(settings)),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

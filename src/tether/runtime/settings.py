@@ -14,9 +14,17 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tether.ovsdb import TlsFiles
 from tether.store.url import parse_store_url
 
-__all__ = ["DEFAULT_URL", "Settings", "SettingsError", "load_settings", "resolve_settings"]
+__all__ = [
+    "DEFAULT_URL",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "resolve_settings",
+    "tls_files",
+]
 
 DEFAULT_URL = "http://127.0.0.1:7500"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -35,6 +43,10 @@ class Settings:
     listen: str = "127.0.0.1:7500"
     """``HOST:PORT`` the REST API listens on."""
     log_level: str = "info"
+    ovsdb_private_key: str = ""
+    """PEM private key for ``ssl:`` gateways (with the certificate and CA certificate)."""
+    ovsdb_certificate: str = ""
+    ovsdb_ca_cert: str = ""
 
     @property
     def host(self) -> str:
@@ -72,6 +84,8 @@ def _checked(key: str, value: Any) -> str:
             raise SettingsError(key, f"{value!r} is not HOST:PORT")
     elif key == "log_level" and value.lower() not in LOG_LEVELS:
         raise SettingsError(key, f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    elif key.startswith("ovsdb_") and value and not Path(value).is_file():
+        raise SettingsError(key, f"{value} is not a readable file")
     return value.lower() if key == "log_level" else value
 
 
@@ -106,6 +120,19 @@ def resolve_settings(
             flag = f"--{key.replace('_', '-')}"
             settings = replace(settings, **{key: _check(key, value, flag)})
     return settings
+
+
+def tls_files(settings: Settings) -> TlsFiles | None:
+    """The OVSDB TLS files, when all three are set; a SettingsError when only some are."""
+    paths = (settings.ovsdb_private_key, settings.ovsdb_certificate, settings.ovsdb_ca_cert)
+    if not any(paths):
+        return None
+    if not all(paths):
+        raise SettingsError(
+            "ovsdb_private_key",
+            "ssl: gateways need all three of ovsdb_private_key, ovsdb_certificate, ovsdb_ca_cert",
+        )
+    return TlsFiles(*(Path(p) for p in paths))
 
 
 def load_settings(config: Path | None, flags: Mapping[str, str | None]) -> Settings:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from tether.model.resources import Gateway
-from tether.ovsdb import Client, Monitor, OvsdbError, TransactionError
+from tether.ovsdb import Client, Monitor, OvsdbError, TlsFiles, TransactionError
 from tether.vtep.encode import EncodeError, Refs, encode
 from tether.vtep.plan import Bind, Stage, Transaction, Unbind, missing_ports, plan
 from tether.vtep.state import GatewayConfig, Tables, observe, refs_of
@@ -102,8 +102,10 @@ class VtepAgent:
         *,
         on_status: Callable[[GatewayStatus], None],
         clock: Callable[[], float] = time.monotonic,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.gateway = gateway
+        self._tls = tls
         self._clock = clock
         self._unbound_at: dict[str, float] = {}
         self._on_status = on_status
@@ -151,7 +153,16 @@ class VtepAgent:
     # -- the loop ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        client = Client(self.gateway.ovsdb, on_reconnect=self._reconnected)
+        try:
+            client = Client(self.gateway.ovsdb, tls_files=self._tls, on_reconnect=self._reconnected)
+        except OvsdbError as exc:  # e.g. ssl: without TLS files configured
+            hint = (
+                " (set ovsdb_private_key, ovsdb_certificate and ovsdb_ca_cert)"
+                if "ssl" in str(exc)
+                else ""
+            )
+            self._report(connection="disconnected", last_error=f"{exc}{hint}")
+            return
         try:
             await self._session(client)
         finally:

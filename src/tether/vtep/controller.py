@@ -18,6 +18,7 @@ import logging
 import orjson
 
 from tether.model.resources import Gateway
+from tether.ovsdb import TlsFiles
 from tether.service.models import ModelService
 from tether.store import Store, StoreError
 from tether.vtep.agent import GatewayStatus, VtepAgent
@@ -35,9 +36,10 @@ def status_key(gateway_id: str) -> str:
 
 
 class PhysicalController:
-    def __init__(self, models: ModelService, store: Store) -> None:
+    def __init__(self, models: ModelService, store: Store, *, tls: TlsFiles | None = None) -> None:
         self.models = models
         self.store = store
+        self.tls = tls
         self.agents: dict[str, VtepAgent] = {}
         self._task: asyncio.Task[None] | None = None
         self._dirty: dict[str, GatewayStatus] = {}
@@ -86,7 +88,9 @@ class PhysicalController:
                 await agent.stop()
                 agent = None
             if agent is None:
-                agent = VtepAgent(gateway, on_status=functools.partial(self._status, gid))
+                agent = VtepAgent(
+                    gateway, on_status=functools.partial(self._status, gid), tls=self.tls
+                )
                 self.agents[gid] = agent
                 agent.start()
             agent.set_desired(wanted[gid], generation)

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from tether.model import ConflictError, InvalidError
-from tether.ovsdb import Connection, OvsdbError, parse_address
+from tether.ovsdb import Connection, OvsdbError, TlsFiles, parse_address
 from tether.vtep.schema import has_state_consistent, with_state_consistent
 
 __all__ = ["ensure_state_consistent"]
@@ -21,11 +21,13 @@ DATABASE = "hardware_vtep"
 TIMEOUT = 5.0
 
 
-async def ensure_state_consistent(address: str, *, convert: bool) -> bool:
+async def ensure_state_consistent(
+    address: str, *, convert: bool, tls: TlsFiles | None = None
+) -> bool:
     """Check the switch at ``address``; returns True when it converted the schema."""
     try:
         async with asyncio.timeout(TIMEOUT):
-            conn = await Connection.open(parse_address(address))
+            conn = await Connection.open(parse_address(address), tls=tls)
             try:
                 schema: dict[str, Any] = await conn.request("get_schema", [DATABASE])
                 if has_state_consistent(schema):
