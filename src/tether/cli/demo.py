@@ -1,13 +1,17 @@
-"""``tether demo``: start a controller on the embedded store, build a sample tenant network
-through the API, show it with the CLI, and say how to stop it. Safe to run twice."""
+"""``tether demo``: start a controller on the embedded store and an emulated hardware switch
+(``tether lab vtep``, memory ASIC), build a sample tenant network through the API, show it
+with the CLI — including what the switch now forwards on — and say how to stop it. Safe to
+run twice."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +20,7 @@ import typer
 __all__ = ["demo"]
 
 DEMO_DIR = Path("/var/lib/tether/demo")
+SWITCH_DIR = DEMO_DIR / "tor1"
 LISTEN = "127.0.0.1:7500"
 URL = f"http://{LISTEN}"
 
@@ -80,7 +85,7 @@ SAMPLE: list[tuple[str, str, dict[str, object]]] = [
         "/v1/gateways",
         {
             "name": "tor1",
-            "ovsdb": "tcp:127.0.0.1:6640",
+            "ovsdb": f"unix:{SWITCH_DIR / 'db.sock'}",
             "tunnel_ip": "192.0.2.21",
             "mode": "lock",
             "max_rows_per_txn": 500,
@@ -97,37 +102,54 @@ def _healthy() -> bool:
         return False
 
 
-def _start_controller() -> int:
+def _start(name: str, argv: list[str], ready: Callable[[], bool]) -> int:
+    """Start a background process (once: a live one is reused); its pid."""
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    pidfile = DEMO_DIR / "serve.pid"
-    if _healthy():
+    pidfile = DEMO_DIR / f"{name}.pid"
+    if ready():
         return int(pidfile.read_text()) if pidfile.exists() else 0
-    with open(DEMO_DIR / "serve.log", "ab") as log:
+    with open(DEMO_DIR / f"{name}.log", "ab") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tether.cli.main",
-                "serve",
-                "--store",
-                f"sqlite:{DEMO_DIR / 'tether.db'}",
-                "--listen",
-                LISTEN,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            [sys.executable, "-m", "tether.cli.main", *argv],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     pidfile.write_text(str(process.pid))
-    deadline = time.monotonic() + 20
-    while not _healthy():
+    deadline = time.monotonic() + 30
+    while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
-            typer.echo(
-                f"error: the controller did not start; see {DEMO_DIR / 'serve.log'}", err=True
-            )
+            typer.echo(f"error: {name} did not start; see {DEMO_DIR / f'{name}.log'}", err=True)
             raise typer.Exit(1)
         time.sleep(0.1)
     return process.pid
+
+
+def _switch_ready() -> bool:
+    return (SWITCH_DIR / "asic-state.json").exists() and (SWITCH_DIR / "db.sock").exists()
+
+
+def _start_everything() -> tuple[int, int]:
+    switch = _start(
+        "switch",
+        ["lab", "vtep", "tor1", "--ovsdb-dir", str(SWITCH_DIR), "--tunnel-ip", "192.0.2.21",
+         "--ports", "eth1,eth2"],
+        _switch_ready,
+    )  # fmt: skip
+    serve = _start(
+        "serve",
+        ["serve", "--store", f"sqlite:{DEMO_DIR / 'tether.db'}", "--listen", LISTEN],
+        _healthy,
+    )
+    return serve, switch
+
+
+def _wait_realized(gateway: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        runtime = httpx.get(f"{URL}/v1/gateways/{gateway}", timeout=5).json().get("runtime")
+        if runtime and runtime.get("state") == "realized" and runtime.get("bound_ports"):
+            return
+        time.sleep(0.1)
+    typer.echo(f"warning: gateway {gateway} is not realized yet (see tether gateway show)")
 
 
 def _create_sample() -> None:
@@ -147,41 +169,41 @@ def _show(*args: str) -> None:
 
 
 def _stop() -> None:
-    pidfile = DEMO_DIR / "serve.pid"
-    if not pidfile.exists():
-        typer.echo("the demo controller is not running")
-        return
-    pid = int(pidfile.read_text())
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        command = []
-    if b"tether.cli.main" not in command or b"serve" not in command:
-        typer.echo("the demo controller had already stopped")
+    for name, marker in (("serve", b"serve"), ("switch", b"vtep")):
+        pidfile = DEMO_DIR / f"{name}.pid"
+        if not pidfile.exists():
+            continue
+        pid = int(pidfile.read_text())
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            command = []
+        if b"tether.cli.main" in command and marker in command:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                typer.echo(f"stopped the demo {name} (pid {pid})")
         pidfile.unlink()
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        typer.echo(f"stopped the demo controller (pid {pid})")
-    except ProcessLookupError:
-        typer.echo("the demo controller had already stopped")
-    pidfile.unlink()
 
 
 def demo(
-    stop: bool = typer.Option(False, "--stop", help="stop the demo controller and exit"),
+    stop: bool = typer.Option(
+        False, "--stop", help="stop the demo controller and switch, and exit"
+    ),
 ) -> None:
-    """Start a controller on the embedded store and build a sample tenant network."""
+    """Start a controller and an emulated switch, and build a sample tenant network."""
     if stop:
         _stop()
         return
-    pid = _start_controller()
-    typer.echo(f"controller running at {URL} (pid {pid}, store {DEMO_DIR / 'tether.db'})")
+    serve, switch = _start_everything()
+    typer.echo(f"controller running at {URL} (pid {serve}, store {DEMO_DIR / 'tether.db'})")
+    typer.echo(f"emulated switch tor1 running (pid {switch}, {SWITCH_DIR})")
     _create_sample()
+    _wait_realized("tor1")
     _show("network", "list")
     _show("port", "list")
     _show("router", "show", "edge")
     _show("gateway", "show", "tor1")
+    _show("lab", "vtep-state", "tor1", "--ovsdb-dir", str(SWITCH_DIR))
     _show("status")
-    typer.echo(f"\nThe controller keeps running. API docs: {URL}/docs")
-    typer.echo("Stop it with:  .venv/bin/tether demo --stop")
+    typer.echo(f"\nThe controller and the switch keep running. API docs: {URL}/docs")
+    typer.echo("Stop them with:  .venv/bin/tether demo --stop")
