@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from tether.model.resources import Gateway
-from tether.ovsdb import Client, Monitor, OvsdbError, TlsFiles, TransactionError
+from tether.ovsdb import (
+    Client,
+    ConnectionLostError,
+    Monitor,
+    OvsdbError,
+    TlsFiles,
+    TransactionError,
+)
 from tether.vtep.encode import EncodeError, Refs, encode
 from tether.vtep.plan import Bind, Stage, Transaction, Unbind, missing_ports, plan
 from tether.vtep.state import GatewayConfig, Tables, observe, refs_of
@@ -45,6 +52,7 @@ TABLES = (
 )
 RETRY_SECONDS = 1.0
 CONNECT_SECONDS = 10.0
+IDLE_CHECK_SECONDS = 1.0
 TRANSACT_SECONDS = 60.0
 """A switch that has not answered a transaction in this long is reported in error."""
 
@@ -62,6 +70,8 @@ class GatewayStatus:
     rows: Mapping[str, int] = field(default_factory=dict)
     last_error: str = ""
     transactions: int = 0
+    switch_tunnel_ips: tuple[str, ...] = ()
+    """``Physical_Switch.tunnel_ips`` as the switch reports them."""
     update_gap_ms: float | None = None
     """bind-last only: how long the last updated logical switch was unbound (unbind
     confirmed -> rebind confirmed), the outage the patent's update path costs."""
@@ -88,6 +98,7 @@ class GatewayStatus:
             "rows": dict(self.rows),
             "last_error": self.last_error,
             "transactions": self.transactions,
+            "switch_tunnel_ips": list(self.switch_tunnel_ips),
             "update_gap_ms": self.update_gap_ms,
             "max_update_gap_ms": self.max_update_gap_ms,
         }
@@ -115,6 +126,7 @@ class VtepAgent:
         self._task: asyncio.Task[None] | None = None
         self.status = GatewayStatus(gateway.name, gateway.mode)
         self._held: set[str] = set()
+        self._client_ref: Client | None = None
 
     # -- control ----------------------------------------------------------------------------
 
@@ -138,11 +150,17 @@ class VtepAgent:
 
     def set_gateway(self, gateway: Gateway) -> bool:
         """Take new settings; returns True when the agent must restart (new address)."""
+        if gateway == self.gateway:
+            return False
         restart = gateway.ovsdb != self.gateway.ovsdb
         self.gateway = gateway
         self._report(mode=gateway.mode)
         self._wake.set()
         return restart
+
+    @property
+    def realized(self) -> bool:
+        return self.status.realized_generation == self._generation
 
     def _report(self, **changes: Any) -> None:
         new = replace(self.status, **changes)
@@ -154,7 +172,9 @@ class VtepAgent:
 
     async def _run(self) -> None:
         try:
-            client = Client(self.gateway.ovsdb, tls_files=self._tls, on_reconnect=self._reconnected)
+            client = self._client_ref = Client(
+                self.gateway.ovsdb, tls_files=self._tls, on_reconnect=self._reconnected
+            )
         except OvsdbError as exc:  # e.g. ssl: without TLS files configured
             hint = (
                 " (set ovsdb_private_key, ovsdb_certificate and ovsdb_ca_cert)"
@@ -169,7 +189,15 @@ class VtepAgent:
             await client.close()
 
     async def _reconnected(self) -> None:
-        self._held.clear()  # the server dropped our locks with the old session
+        # The server dropped our stolen locks with the old session; the client would ask for
+        # them again (queued behind the switch). Give them up: the next pass steals what it
+        # needs, and a switch is never left waiting behind tether for a lock.
+        held, self._held = self._held, set()
+        client = self._client_ref
+        if client is not None:
+            for lock in sorted(held):
+                with contextlib.suppress(OvsdbError):
+                    await client.unlock(lock)
         self._wake.set()
 
     async def _session(self, client: Client) -> None:
@@ -192,33 +220,50 @@ class VtepAgent:
                 await asyncio.sleep(RETRY_SECONDS)
             except EncodeError as exc:
                 self._report(last_error=str(exc))
-                await self._idle()
+                await self._idle(client)
 
-    async def _idle(self) -> None:
-        await self._wake.wait()
+    async def _idle(self, client: Client) -> None:
+        """Wait for something to do; notice a lost session even when nothing else happens."""
+        while not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_CHECK_SECONDS)
+            if not client.is_ready:
+                self._report(connection="disconnected")
+                raise ConnectionLostError(f"{self.gateway.ovsdb}: session lost")
 
     async def _converge(self, client: Client, monitor: Monitor) -> None:
         while True:
             self._wake.clear()
             generation, desired = self._generation, self._desired
             stage, problem = self._next_stage(monitor, desired)
+            await self._release(client, stage.steal if stage else frozenset())
             if stage is None:
                 self._report(last_error=problem)
-                await self._idle()
+                await self._idle(client)
                 continue
             if not stage.transactions:
                 self._report(realized_generation=generation, stage="", last_error=problem)
-                await self._idle()
+                await self._idle(client)
                 continue
             self._report(stage=stage.name)
             await self._run_stage(client, monitor, stage)
+
+    async def _release(self, client: Client, keep: frozenset[str]) -> None:
+        """Unlock what an earlier, failed stage left stolen and this one does not need."""
+        for lock in sorted(self._held - keep):
+            await client.unlock(lock)
+            self._held.discard(lock)
 
     def _next_stage(self, monitor: Monitor, desired: GatewayConfig) -> tuple[Stage | None, str]:
         """The next stage, and a problem to report even when everything else converges."""
         tables = _tables(monitor)
         view = observe(tables, self.gateway.physical_switch)
         counts = {table: len(tables[table]) for table in TABLES}
-        self._report(bound_ports=tuple(sorted({p for p, _ in view.bindings})), rows=counts)
+        self._report(
+            bound_ports=tuple(sorted({p for p, _ in view.bindings})),
+            rows=counts,
+            switch_tunnel_ips=view.tunnel_ips,
+        )
         if not view.physical_switch_found:
             return None, f"the switch has no Physical_Switch {self.gateway.physical_switch!r}"
         missing = missing_ports(desired, view)

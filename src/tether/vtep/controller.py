@@ -22,13 +22,16 @@ from tether.ovsdb import TlsFiles
 from tether.service.models import ModelService
 from tether.store import Store, StoreError
 from tether.vtep.agent import GatewayStatus, VtepAgent
-from tether.vtep.desired import desired_config, port_locations
+from tether.vtep.desired import desired_configs, port_locations
+from tether.vtep.state import GatewayConfig
 
 __all__ = ["STATUS_PREFIX", "PhysicalController", "status_key"]
 
 log = logging.getLogger(__name__)
 
 STATUS_PREFIX = "/tether/status/gateways/"
+RETIRE_SECONDS = 10.0
+"""How long a deleted gateway's agent may take to remove tether's rows from its switch."""
 
 
 def status_key(gateway_id: str) -> str:
@@ -45,6 +48,9 @@ class PhysicalController:
         self._dirty: dict[str, GatewayStatus] = {}
         self._flushed = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._learned_changed = asyncio.Event()
+        self._known_ips: dict[str, str] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -57,18 +63,27 @@ class PhysicalController:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        for task in list(self._retiring):
+            task.cancel()
         for agent in self.agents.values():
             await agent.stop()
         self.agents.clear()
 
     async def _follow(self) -> None:
-        seen = -1
+        """Reconcile after every model change and whenever a switch reports its tunnel IP."""
+        seen = self.models.version
         while True:
             try:
                 await self._reconcile()
             except Exception:
                 log.exception("physical controller: reconcile failed")
-            seen = await self.models.wait_change(seen if seen >= 0 else self.models.version)
+            model = asyncio.ensure_future(self.models.wait_change(seen))
+            learned = asyncio.ensure_future(self._learned_changed.wait())
+            await asyncio.wait({model, learned}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (model, learned):
+                waiter.cancel()
+            self._learned_changed.clear()
+            seen = self.models.version
 
     async def _reconcile(self) -> None:
         async with self.models.reading():
@@ -76,12 +91,13 @@ class PhysicalController:
             gateways = {
                 g.id: g for g in catalog.objects["gateways"].values() if isinstance(g, Gateway)
             }
-            locations = port_locations(catalog)
-            wanted = {gid: desired_config(catalog, g, locations) for gid, g in gateways.items()}
+            wanted = desired_configs(catalog, port_locations(catalog), self._learned_ips())
             generation = catalog.fence_revision
         for gid in [gid for gid in self.agents if gid not in gateways]:
-            await self.agents.pop(gid).stop()
-            await self._forget(gid)
+            retired = self.agents.pop(gid)
+            task = asyncio.get_running_loop().create_task(self._retire(gid, retired, generation))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
         for gid, gateway in gateways.items():
             agent = self.agents.get(gid)
             if agent is not None and agent.set_gateway(gateway):
@@ -95,7 +111,29 @@ class PhysicalController:
                 agent.start()
             agent.set_desired(wanted[gid], generation)
 
+    def _learned_ips(self) -> dict[str, str]:
+        return {
+            agent.gateway.name: agent.status.switch_tunnel_ips[0]
+            for agent in self.agents.values()
+            if agent.status.switch_tunnel_ips
+        }
+
+    async def _retire(self, gateway_id: str, agent: VtepAgent, generation: int) -> None:
+        """A deleted gateway: take tether's rows off the switch (bounded), then stop."""
+        agent.set_desired(GatewayConfig(agent.gateway.physical_switch, {}), generation)
+        deadline = asyncio.get_running_loop().time() + RETIRE_SECONDS
+        while not agent.realized and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await agent.stop()
+        await self._forget(gateway_id)
+
     def _status(self, gateway_id: str, status: GatewayStatus) -> None:
+        agent = self.agents.get(gateway_id)
+        if agent is not None and not agent.gateway.tunnel_ip:
+            learned = self._known_ips.get(gateway_id)
+            if status.switch_tunnel_ips and status.switch_tunnel_ips[0] != learned:
+                self._known_ips[gateway_id] = status.switch_tunnel_ips[0]
+                self._learned_changed.set()
         self._dirty[gateway_id] = status
         self._flushed.set()
 

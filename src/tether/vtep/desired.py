@@ -16,14 +16,20 @@ Where MACs live comes in as :class:`MacLocation` values: today the ports bound t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from tether.model import Catalog
 from tether.model.resources import Chassis, Gateway, GatewayBinding, Network, Port
 from tether.vtep.state import GatewayConfig, LogicalSwitchConfig, RemoteMac
 
-__all__ = ["MacLocation", "desired_config", "port_locations"]
+__all__ = [
+    "MacLocation",
+    "desired_config",
+    "desired_configs",
+    "gateway_tunnel_ips",
+    "port_locations",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,50 +57,84 @@ def port_locations(catalog: Catalog) -> list[MacLocation]:
     return located
 
 
-def _carriers(catalog: Catalog, locations: Iterable[MacLocation]) -> dict[str, set[str]]:
+def _carriers(
+    catalog: Catalog, locations: Iterable[MacLocation], tunnel_ips: Mapping[str, str]
+) -> dict[str, set[str]]:
     """Network id -> tunnel IPs of every VTEP carrying it."""
     carriers: dict[str, set[str]] = {}
     for where in locations:
         carriers.setdefault(where.network, set()).add(where.tunnel_ip)
-    gateway_ip = {
-        g.name: g.tunnel_ip
-        for g in catalog.objects["gateways"].values()
-        if isinstance(g, Gateway) and g.tunnel_ip
-    }
     for binding in catalog.objects["bindings"].values():
         assert isinstance(binding, GatewayBinding)
-        tunnel_ip = gateway_ip.get(binding.gateway)
+        tunnel_ip = tunnel_ips.get(binding.gateway)
         if tunnel_ip:
             carriers.setdefault(binding.network, set()).add(tunnel_ip)
     return carriers
 
 
+def gateway_tunnel_ips(catalog: Catalog, learned: Mapping[str, str]) -> dict[str, str]:
+    """Gateway name -> tunnel IP: as configured, else as the switch reports it
+    (``Physical_Switch.tunnel_ips``, passed in ``learned`` by the agents)."""
+    ips = {}
+    for gateway in catalog.objects["gateways"].values():
+        assert isinstance(gateway, Gateway)
+        ip = gateway.tunnel_ip or learned.get(gateway.name)
+        if ip:
+            ips[gateway.name] = ip
+    return ips
+
+
+def desired_configs(
+    catalog: Catalog, locations: Iterable[MacLocation], learned: Mapping[str, str]
+) -> dict[str, GatewayConfig]:
+    """Gateway id -> its configuration; the shared parts are computed once for all."""
+    located = list(locations)
+    tunnel_ips = gateway_tunnel_ips(catalog, learned)
+    carriers = _carriers(catalog, located, tunnel_ips)
+    by_network: dict[str, list[MacLocation]] = {}
+    for where in located:
+        by_network.setdefault(where.network, []).append(where)
+    configs = {}
+    for gateway in catalog.objects["gateways"].values():
+        assert isinstance(gateway, Gateway)
+        configs[gateway.id] = _gateway_config(
+            catalog, gateway, tunnel_ips.get(gateway.name), carriers, by_network
+        )
+    return configs
+
+
 def desired_config(
     catalog: Catalog, gateway: Gateway, locations: Iterable[MacLocation]
 ) -> GatewayConfig:
-    located = list(locations)
-    mine = [
-        b
-        for b in catalog.objects["bindings"].values()
-        if isinstance(b, GatewayBinding) and b.gateway == gateway.name
-    ]
+    """One gateway's configuration (see :func:`desired_configs` for many)."""
+    return desired_configs(catalog, locations, {})[gateway.id]
+
+
+def _gateway_config(
+    catalog: Catalog,
+    gateway: Gateway,
+    own_ip: str | None,
+    carriers: Mapping[str, set[str]],
+    by_network: Mapping[str, list[MacLocation]],
+) -> GatewayConfig:
     bound: dict[str, set[tuple[str, int]]] = {}
-    for binding in mine:
-        bound.setdefault(binding.network, set()).add((binding.port, binding.vlan))
-    carriers = _carriers(catalog, located)
-    own_ip = gateway.tunnel_ip
-    macs: dict[str, dict[str, RemoteMac]] = {network: {} for network in bound}
-    for where in located:
-        if where.network in macs and where.tunnel_ip != own_ip and where.device != gateway.name:
-            macs[where.network][where.mac] = RemoteMac(where.mac, where.tunnel_ip, where.ip)
+    for binding in catalog.dependents("gateway", gateway.name):
+        found = catalog.objects[binding[0]][binding[1]]
+        assert isinstance(found, GatewayBinding)
+        bound.setdefault(found.network, set()).add((found.port, found.vlan))
     switches = {}
     for network_id, bindings in bound.items():
         network = catalog.get(Network, network_id)
+        remote = {
+            where.mac: RemoteMac(where.mac, where.tunnel_ip, where.ip)
+            for where in by_network.get(network_id, ())
+            if where.tunnel_ip != own_ip  # never a MAC that lives behind this switch
+        }
         switches[network_id] = LogicalSwitchConfig(
             name=network_id,
             tunnel_key=network.vni,
             description=f"{network.tenant}/{network.name}",
-            remote_macs=macs[network_id],
+            remote_macs=remote,
             flood_locators=frozenset(carriers.get(network_id, set()) - {own_ip or ""}),
             bindings=frozenset(bindings),
         )

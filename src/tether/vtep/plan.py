@@ -127,6 +127,8 @@ class EnsureUnknownDst:
 class RemoveRow:
     table: str
     uuid: str
+    switch: str = ""
+    """The logical switch the row belongs to (for its lock)."""
     rows = 1
 
     def locators(self) -> frozenset[str]:
@@ -234,7 +236,7 @@ def _row_ops(want: LogicalSwitchConfig | None, have: ObservedSwitch | None) -> l
             uuid = seen.uuid if seen else None
             ops.append(EnsureRemoteMac(name, mac, remote.locator, remote.ip, uuid))
     ops.extend(
-        RemoveRow("Ucast_Macs_Remote", seen.uuid)
+        RemoveRow("Ucast_Macs_Remote", seen.uuid, name)
         for mac, seen in observed.items()
         if mac not in wanted
     )
@@ -243,9 +245,9 @@ def _row_ops(want: LogicalSwitchConfig | None, have: ObservedSwitch | None) -> l
     if flood and (unknown is None or unknown[1] != flood):
         ops.append(EnsureUnknownDst(name, flood, unknown[0] if unknown else None))
     elif not flood and unknown is not None:
-        ops.append(RemoveRow("Mcast_Macs_Remote", unknown[0]))
+        ops.append(RemoveRow("Mcast_Macs_Remote", unknown[0], name))
     if have is not None:
-        ops.extend(RemoveRow(table, uuid) for table, uuid in have.extra_remote_rows)
+        ops.extend(RemoveRow(table, uuid, name) for table, uuid in have.extra_remote_rows)
     return ops
 
 
@@ -275,7 +277,11 @@ def _binding_ops(
 
 
 def _unwanted(desired: GatewayConfig, view: SwitchView) -> list[ObservedSwitch]:
-    return [s for name, s in sorted(view.switches.items()) if name not in desired.switches]
+    return [
+        s
+        for name, s in sorted(view.switches.items())
+        if name not in desired.switches and not s.bound_elsewhere
+    ]
 
 
 def _changed(desired: GatewayConfig, view: SwitchView) -> dict[str, list[Op]]:
@@ -312,7 +318,7 @@ def _chunks(
     ops: Sequence[Op | Barrier],
     max_rows: int,
     known_locators: Iterable[str],
-    locks_of: dict[str, str],
+    locks_of: dict[str, frozenset[str]],
 ) -> Iterator[Transaction]:
     """Split ops into transactions of at most ``max_rows`` rows, counting the locator rows a
     transaction must insert (a locator is created in the first transaction that uses it)."""
@@ -345,13 +351,15 @@ def _chunks(
 def _switch_of(op: Op) -> str | None:
     if isinstance(op, EnsureLogicalSwitch | RemoveLogicalSwitch):
         return op.name
-    if isinstance(op, MarkConsistent | EnsureRemoteMac | EnsureUnknownDst | Bind | Unbind):
+    if isinstance(
+        op, MarkConsistent | EnsureRemoteMac | EnsureUnknownDst | Bind | Unbind | RemoveRow
+    ):
         return op.switch or None
     return None
 
 
-def _transaction(ops: list[Op], locks_of: dict[str, str]) -> Transaction:
-    locks = frozenset(locks_of[s] for op in ops if (s := _switch_of(op)) in locks_of)
+def _transaction(ops: list[Op], locks_of: dict[str, frozenset[str]]) -> Transaction:
+    locks = frozenset().union(*(locks_of[s] for op in ops if (s := _switch_of(op)) in locks_of))
     return Transaction(tuple(ops), locks)
 
 
@@ -361,11 +369,11 @@ def _stage(
     view: SwitchView,
     max_rows: int,
     switches: Iterable[str],
-    locks_of: dict[str, str] | None = None,
+    locks_of: dict[str, frozenset[str]] | None = None,
 ) -> Stage:
     locks = locks_of or {}
     transactions = tuple(_chunks(ops, max_rows, view.locators, locks))
-    steal = frozenset(locks[s] for s in switches if s in locks)
+    steal = frozenset().union(*(locks[s] for s in switches if s in locks))
     return Stage(name, transactions, steal, frozenset(switches))
 
 
@@ -404,6 +412,9 @@ def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> 
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
+    unmarks = _unmarks(view)  # left false by an earlier state-consistent mode
+    if unmarks:
+        return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
 
 
@@ -437,6 +448,9 @@ def _plan_lock(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
+    unmarks = _unmarks(view)  # left false by an earlier state-consistent mode
+    if unmarks:
+        return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
 
 
@@ -453,25 +467,32 @@ def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: i
             marks.append(EnsureLogicalSwitch(name, want.tunnel_key, want.description, False))
         elif have is not None and have.state_consistent is not False:
             marks.append(MarkConsistent(name, False))
+    # Complete again: wanted switches that now match, unwanted ones now empty and unbound
+    # (marking those consistent lets the switch apply the removal and drop its local MACs,
+    # which would otherwise keep the logical switch from being deleted). They ride along
+    # with whatever else this pass does, so churn elsewhere never starves them.
+    unmarks: list[Op] = _unmarks(view, exclude=touched)
     if marks:
-        return _stage("mark", marks, view, max_rows, _names(marks))
+        return _stage("mark", [*marks, *unmarks], view, max_rows, _names(marks) | _names(unmarks))
     if touched:
         ops = unbinds + [op for name in sorted(changed) for op in changed[name]] + binds
-        return _stage("content", ops, view, max_rows, touched)
-    # Complete again: wanted switches now match; unwanted ones are now empty and unbound —
-    # marking those consistent lets the switch apply the removal (and drop its local MACs,
-    # which would otherwise keep the logical switch from being deleted).
-    unmarks: list[Op] = [
-        MarkConsistent(name, True)
-        for name, have in sorted(view.switches.items())
-        if have.state_consistent is False
-    ]
+        return _stage("content", [*ops, *unmarks], view, max_rows, touched | _names(unmarks))
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
     return Stage("done")
+
+
+def _unmarks(view: SwitchView, *, exclude: Iterable[str] = ()) -> list[Op]:
+    """``state_consistent=true`` for switches left false that nothing is changing."""
+    skip = set(exclude)
+    return [
+        MarkConsistent(name, True)
+        for name, have in sorted(view.switches.items())
+        if have.state_consistent is False and name not in skip
+    ]
 
 
 def missing_ports(desired: GatewayConfig, view: SwitchView) -> list[str]:
@@ -489,11 +510,14 @@ def _names_of(unbinds: Iterable[Op], view: SwitchView) -> set[str]:
     return {op.switch for op in unbinds if isinstance(op, Unbind) and op.switch}
 
 
-def _locks(desired: GatewayConfig, view: SwitchView, names: Iterable[str]) -> dict[str, str]:
+def _locks(
+    desired: GatewayConfig, view: SwitchView, names: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    """The locks guarding each switch: its VNI's — both the old and the new one while the VNI
+    changes, since the switch's agent still holds the old one."""
     locks = {}
     for name in names:
         want, have = desired.switches.get(name), view.switches.get(name)
-        vni = want.tunnel_key if want else (have.tunnel_key if have else None)
-        if vni is not None:
-            locks[name] = lock_name(vni)
+        vnis = {ls.tunnel_key for ls in (want, have) if ls is not None}
+        locks[name] = frozenset(lock_name(vni) for vni in vnis if vni is not None)
     return locks

@@ -88,6 +88,9 @@ class ObservedSwitch:
     bindings: frozenset[tuple[str, int]] = frozenset()
     in_local_use: bool = False
     """The switch's own ``*_Local`` rows refer to it: it cannot be deleted yet."""
+    bound_elsewhere: bool = False
+    """Bound on a port of another ``Physical_Switch`` in the same database: not ours alone,
+    so tether never tears it down from this gateway."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +188,14 @@ def observe(tables: Tables, physical_switch: str) -> SwitchView:
     port_names = {uuid: name for name, uuid in ports.items()}
     bindings: dict[tuple[str, int], str] = {}
     bound: dict[str, set[tuple[str, int]]] = {}
+    elsewhere: set[str] = set()
     for uuid, row in tables.get("Physical_Port", {}).items():
-        if uuid in port_names:
-            for vlan, ls in _map(row.get("vlan_bindings")).items():
-                bindings[(port_names[uuid], int(vlan))] = ls
-                bound.setdefault(ls, set()).add((port_names[uuid], int(vlan)))
+        for vlan, ls in _map(row.get("vlan_bindings")).items():
+            if uuid not in port_names:
+                elsewhere.add(ls)
+                continue
+            bindings[(port_names[uuid], int(vlan))] = ls
+            bound.setdefault(ls, set()).add((port_names[uuid], int(vlan)))
     in_use = {
         _atom(row.get("logical_switch"))
         for table in ("Ucast_Macs_Local", "Mcast_Macs_Local")
@@ -210,6 +216,7 @@ def observe(tables: Tables, physical_switch: str) -> SwitchView:
             extra_remote_rows=tuple(extra.get(uuid, ())),
             bindings=frozenset(bound.get(uuid, ())),
             in_local_use=uuid in in_use,
+            bound_elsewhere=uuid in elsewhere,
         )
     return SwitchView(switches, ports, bindings, plain_locators, found, tunnel_ips)
 
