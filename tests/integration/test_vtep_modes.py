@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.faulty_ovsdb import faulty_switch
 from tests.servers import ServeProcess
 from tether.lab import EmulatedSwitch, ForwardingTable, RemoteEntry
 from tether.ovsdb import Client
@@ -277,3 +278,67 @@ async def _rows_started(switch: EmulatedSwitch) -> bool:
             [{"op": "select", "table": "Ucast_Macs_Remote", "where": [], "columns": ["MAC"]}],
         )
     return len(result[0]["rows"]) > 500
+
+
+@pytest.mark.parametrize("mode", ["lock", "state-consistent", "bind-last"])
+async def test_a_transaction_refused_mid_update_still_ends_complete(
+    tmp_path: Path, mode: str
+) -> None:
+    """A stage that fails half way leaves no stolen lock and no inconsistent mark behind: the
+    switch ends up applying the complete final state."""
+    switch = EmulatedSwitch("tor1", tmp_path / "tor1", tunnel_ip="192.0.2.21", ports=["eth1"])
+    await switch.start()
+    server = ServeProcess(f"sqlite:{tmp_path / 'tether.db'}", tmp_path)
+    server.start()
+    try:
+        with faulty_switch(
+            tmp_path / "proxy.sock", Path(switch.address.removeprefix("unix:")), "refuse-once-12"
+        ) as address:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+                fabric = Fabric(http, switch, [])
+                await bulk(
+                    http,
+                    [
+                        {"kind": "chassis", "spec": {"name": n, "tunnel_ip": ip}}
+                        for n, ip in CHASSIS.items()
+                    ],
+                )
+                gateway = {
+                    "name": "tor1",
+                    "ovsdb": address,
+                    "tunnel_ip": "192.0.2.21",
+                    "mode": mode,
+                    "max_rows_per_txn": 3,
+                }
+                (await http.post("/v1/gateways", json=gateway)).raise_for_status()
+                result = await bulk(
+                    http,
+                    [
+                        {
+                            "kind": "network",
+                            "spec": {
+                                "name": f"net{n}",
+                                "vni": 10_000 + n,
+                                "subnets": [{"cidr": f"10.0.{n}.0/24"}],
+                            },
+                        }
+                        for n in range(2)
+                    ],
+                )
+                fabric.network_ids = result["ids"]
+                items = [port_item(n, m) for n in range(2) for m in range(12)]
+                items += [
+                    {
+                        "kind": "binding",
+                        "gateway": "tor1",
+                        "spec": {"port": "eth1", "vlan": n + 1, "network": f"net{n}"},
+                    }
+                    for n in range(2)
+                ]
+                await bulk(http, items)
+                await programmed(switch, expected(fabric, {n: range(12) for n in range(2)}), 60)
+                runtime = (await http.get("/v1/gateways/tor1")).json()["runtime"]
+                assert runtime["transactions"] > 6, "the refused transaction happened mid-push"
+    finally:
+        server.kill()
+        await switch.stop()
