@@ -46,11 +46,13 @@ class Damping:
 class Mobility:
     """Recent moves of one MAC and whether it is held."""
 
-    __slots__ = ("damped", "desired", "last_move", "moves")
+    __slots__ = ("damped", "desired", "held", "last_move", "moves")
 
     def __init__(self, desired: DeviceName | None) -> None:
         self.desired = desired
         """The owner the election picked last (the held location may differ)."""
+        self.held: DeviceName | None = None
+        """Where the MAC is held while damped."""
         self.moves: deque[float] = deque()
         """When it moved, within the window ending at the last move."""
         self.last_move = float("-inf")
@@ -70,6 +72,7 @@ def note_winner(mobility: Mobility, winner: DeviceName | None, now: float, polic
     damp when the move is one too many."""
     if mobility.damped and mobility.quiet_since(now, policy):
         mobility.damped = False
+        mobility.held = None
         mobility.moves.clear()
     previous, mobility.desired = mobility.desired, winner
     if winner is None or previous is None or winner == previous:

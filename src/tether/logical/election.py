@@ -1,6 +1,7 @@
 """Who owns a (network, MAC): the election among its claims, and the words that explain it.
 
-The rule, applied to the *live* claims (withdrawn ones are ignored):
+The rule, applied to the *live* claims of one MAC, one per device (withdrawn ones are
+ignored):
 
 1. **Masters first, newest wins.** If any device claims ``master``, the master claim with
    the highest store revision wins; other masters are reported as slaves ("demoted"). A
@@ -25,19 +26,13 @@ show``. The reconciler (:mod:`tether.logical.reconcile`) calls both; they must a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tether.logical.claims import MASTER, SLAVE, WITHDRAWN, DeviceName, Revision
+from tether.logical.claims import MASTER, SLAVE, ClaimRow, DeviceName
 
-__all__ = ["Entry", "Rule", "Verdict", "elect", "explain_election", "outranks"]
-
-Entry = tuple[Revision, int, str | None]
-"""One device's current claim on a MAC: ``(revision, state, ip)``; state as in a ClaimRow.
-A WITHDRAWN entry is a tombstone: it remembers the revision of the withdraw so that an
-older put arriving late cannot resurrect the claim."""
-
+__all__ = ["Rule", "Verdict", "elect", "explain_election", "outranks"]
 
 class Rule(StrEnum):
     """Which rule decided a MAC's location."""
@@ -74,61 +69,49 @@ def outranks(a: DeviceName, b: DeviceName, priorities: Mapping[DeviceName, int])
     return pa > pb or (pa == pb and a < b)
 
 
-def elect(
-    claims: Mapping[DeviceName, Entry], priorities: Mapping[DeviceName, int]
-) -> DeviceName | None:
-    """The owner of a MAC with these claims, or None when no live claim is left."""
-    best: DeviceName | None = None
-    best_revision = -1
-    for device, (revision, state, _ip) in claims.items():
-        if state != MASTER:
-            continue
-        if revision > best_revision or (
-            revision == best_revision and best is not None and outranks(device, best, priorities)
+def elect(rows: Sequence[ClaimRow], priorities: Mapping[DeviceName, int]) -> ClaimRow | None:
+    """The winning claim among one MAC's claims (one per device; WITHDRAWN ones are
+    tombstones and never win), or None when no live claim is left."""
+    best: ClaimRow | None = None
+    for row in rows:
+        if row[4] == MASTER and (
+            best is None
+            or row[3] > best[3]
+            or (row[3] == best[3] and outranks(row[2], best[2], priorities))
         ):
-            best, best_revision = device, revision
+            best = row
     if best is not None:
         return best
-    for device, (_revision, state, _ip) in claims.items():
-        if state == SLAVE and (best is None or outranks(device, best, priorities)):
-            best = device
+    for row in rows:
+        if row[4] == SLAVE and (best is None or outranks(row[2], best[2], priorities)):
+            best = row
     return best
 
 
-def _rank_key(priorities: Mapping[DeviceName, int], device: DeviceName) -> tuple[int, str]:
-    return (-priorities.get(device, 0), device)
-
-
-def explain_election(
-    claims: Mapping[DeviceName, Entry], priorities: Mapping[DeviceName, int]
-) -> Verdict:
+def explain_election(rows: Sequence[ClaimRow], priorities: Mapping[DeviceName, int]) -> Verdict:
     """The same election as :func:`elect`, with the rule and a human sentence."""
-    live = {d: e for d, e in claims.items() if e[1] != WITHDRAWN}
     masters = sorted(
-        (d for d, e in live.items() if e[1] == MASTER),
-        key=lambda d: (-live[d][0], *_rank_key(priorities, d)),
+        (row for row in rows if row[4] == MASTER),
+        key=lambda row: (-row[3], -priorities.get(row[2], 0), row[2]),
     )
-    slaves = sorted(d for d, e in live.items() if e[1] == SLAVE)
+    slaves = sorted(row[2] for row in rows if row[4] == SLAVE)
     if masters:
-        return _explain_masters(masters, slaves, live, priorities)
+        return _explain_masters(masters, slaves, priorities)
     if not slaves:
         return Verdict(None, Rule.NO_CLAIM, "no claims: every device withdrew its claim")
     return _explain_designation(slaves, priorities)
 
 
 def _explain_masters(
-    masters: list[DeviceName],
-    slaves: list[DeviceName],
-    live: Mapping[DeviceName, Entry],
-    priorities: Mapping[DeviceName, int],
+    masters: list[ClaimRow], slaves: list[DeviceName], priorities: Mapping[DeviceName, int]
 ) -> Verdict:
-    winner, revision = masters[0], live[masters[0]][0]
+    winner, revision = masters[0][2], masters[0][3]
     also = f"; slaves: {', '.join(slaves)}" if slaves else ""
     if len(masters) == 1:
         return Verdict(winner, Rule.MASTER, f"only master: {winner} (revision {revision}){also}")
-    demoted = masters[1:]
+    demoted = [row[2] for row in masters[1:]]
     tie = ""
-    if live[demoted[0]][0] == revision:
+    if masters[1][3] == revision:
         tie = f", tie on revision broken by {_tiebreak(winner, demoted[0], priorities)}"
     verb = "demoted to slave" if len(demoted) == 1 else "demoted to slaves"
     reason = (
@@ -138,8 +121,10 @@ def _explain_masters(
     return Verdict(winner, Rule.NEWEST_MASTER, reason)
 
 
-def _explain_designation(slaves: list[DeviceName], priorities: Mapping[DeviceName, int]) -> Verdict:
-    ranked = sorted(slaves, key=lambda d: _rank_key(priorities, d))
+def _explain_designation(
+    slaves: list[DeviceName], priorities: Mapping[DeviceName, int]
+) -> Verdict:
+    ranked = sorted(slaves, key=lambda d: (-priorities.get(d, 0), d))
     winner = ranked[0]
     if len(ranked) == 1:
         return Verdict(winner, Rule.ONLY_SLAVE, f"no master: {winner} is the only claimant")
@@ -147,11 +132,8 @@ def _explain_designation(slaves: list[DeviceName], priorities: Mapping[DeviceNam
     rule = Rule.HA_PRIORITY
     if priorities.get(winner, 0) == priorities.get(runner_up, 0):
         rule = Rule.NAME
-    return Verdict(
-        winner,
-        rule,
-        f"no master: {winner} designated by {_tiebreak(winner, runner_up, priorities)}",
-    )
+    reason = f"no master: {winner} designated by {_tiebreak(winner, runner_up, priorities)}"
+    return Verdict(winner, rule, reason)
 
 
 def _tiebreak(

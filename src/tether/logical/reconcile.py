@@ -1,22 +1,22 @@
 """The MAC reconciler: one location per (network, MAC) from every device's claims. Pure.
 
 The logical controller role of US 9,942,058 (FIG. 2, steps 225-240): it keeps the master
-inventory — every live claim of every device — and, each time claims arrive, decides where
-each touched MAC lives and returns **only what changed** (:class:`LocationChange`), so that
+inventory — every device's latest claim on every MAC — and, each time claims arrive, decides
+where each touched MAC lives and returns **only what changed** (:class:`Changes`), so that
 distribution sends nothing else. Re-applying claims it already holds changes nothing.
 
 Per (network, MAC):
 
-* **Claims merge by revision.** A device holds at most one claim per MAC; a claim replaces
-  the device's previous one only if its store revision is higher, so duplicates and
-  late-arriving older claims change nothing. A withdraw leaves a tombstone at its revision
+* **Claims merge by revision.** A device holds one claim per MAC; a claim replaces the
+  device's previous one only if its store revision is higher, so duplicates and
+  late-arriving older claims change nothing. A withdraw stays as a tombstone at its revision
   (an older put arriving after it stays dead) and removes only that device's claim: from a
   device that is not the owner it changes nothing, from the owner it hands the MAC to the
   next best claim or, with none left, removes it. :meth:`Reconciler.compact` forgets
   tombstones once no older claim can still arrive.
 * **Election** (:mod:`tether.logical.election`): the newest master wins; no master: highest
-  HA priority, then lowest name. The result depends on the set of claims only, not on the
-  order of arrival — except through damping.
+  HA priority, then lowest name. The owner depends on the set of claims only, never on the
+  order they arrived in — except through damping.
 * **Damping** (:mod:`tether.logical.damping`): a MAC moving more than M times in S seconds
   stays where it is until it has been still for S seconds (:meth:`Reconciler.tick`). A hold
   never outlives the holder's claim: if the held device withdraws, the MAC goes to the
@@ -28,18 +28,29 @@ on the hot path, as flat rows (:meth:`Reconciler.apply_rows`). A batch is merged
 decided after, once per touched MAC, so a MAC that moves twice within a batch yields one
 change (or none, if it came back) and one decision at the batch's ``now``.
 
-Data layout, chosen for a million claims in well under two seconds: parallel dicts keyed by
-``(network, mac)`` — claims (device -> ``(revision, state, ip)`` tuple), owners (only MACs
-with a location), mobility (only MACs that moved) — plus a device -> keys index for
-withdrawing a device. No object per claim beyond its tuple; a max, never a sort, per MAC.
+Data layout — a million claims must reconcile within about twice the time of filling a plain
+dict with them (``benchmarks/mac_inventory.py``):
+
+* one dict, ``(network, mac)`` -> :data:`Record`, a plain tuple ``(epoch, row, row, ...)``:
+  the number of the batch that last touched the MAC, then each device's latest ClaimRow —
+  the caller's own tuples, never copied. One lookup per claim; plain tuples of strings and
+  ints, which the garbage collector stops tracking;
+* the owner is not stored: it is the election's winner (a scan of one to three rows), or the
+  held device of a damped MAC (in ``_mobility``, which only MACs that moved have);
+* the epoch tells a MAC's first touch in a batch without a second dict: MACs new to the
+  inventory are the dict's last entries, read back in order without a lookup; only MACs
+  that existed before go through ``touched`` (with their old record, to diff against);
+* no device -> MACs index: it would cost every claim a set insertion, for the rare
+  :meth:`~Reconciler.withdraw_device`, which scans the inventory instead.
 
 Why each MAC is where it is: :meth:`Reconciler.explain` (:mod:`tether.logical.explain`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 
 from tether.logical.claims import (
     MASTER,
@@ -52,24 +63,26 @@ from tether.logical.claims import (
     Revision,
 )
 from tether.logical.damping import Damping, Mobility, note_winner
-from tether.logical.election import Entry, elect
+from tether.logical.election import elect
 from tether.logical.explain import Explanation, explain
-from tether.logical.location import Location, LocationChange
+from tether.logical.location import ChangeRow, Changes, Location
 
-__all__ = ["Counters", "Key", "Location", "LocationChange", "Reconciler"]
+__all__ = ["Counters", "Key", "Reconciler", "Record"]
 
 Key = tuple[NetworkId, Mac]
+Record = tuple[int, *tuple[ClaimRow, ...]]
+"""``(epoch, row, ...)``: the batch that last touched a MAC, then each device's latest claim
+(one row per device; a WITHDRAWN row is a tombstone)."""
+Where = tuple[DeviceName, str | None]
+"""A location as a plain tuple: (device, ip)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """For metrics: gauges (claims, macs, damped) and counters since start (moves,
-    conflicts)."""
+    """For metrics: gauges (claims, damped) and counters since start (moves, conflicts)."""
 
     claims: int
     """Live claims held (withdrawn ones excluded)."""
-    macs: int
-    """MACs with a location."""
     moves: int
     """Location changes from one device to another."""
     conflicts: int
@@ -83,8 +96,7 @@ class Reconciler:
 
     ``priorities`` maps devices to their HA priority (absent: 0); ``damping`` defaults to
     EVPN's 5 moves in 180 s, None turns it off. Every method that takes ``now`` (seconds,
-    monotonic) returns the location changes it caused, in the order the MACs were first
-    touched.
+    monotonic) returns the location changes it caused.
     """
 
     def __init__(
@@ -95,91 +107,100 @@ class Reconciler:
     ) -> None:
         self._priorities: dict[DeviceName, int] = dict(priorities or {})
         self._damping = damping
-        self._claims: dict[Key, dict[DeviceName, Entry]] = {}
-        self._owners: dict[Key, Location] = {}
+        self._inventory: dict[Key, Record] = {}
         self._mobility: dict[Key, Mobility] = {}
         self._damped: set[Key] = set()
-        self._by_device: dict[DeviceName, set[Key]] = {}
+        self._epoch = 0
         self._live = 0
         self._moves = 0
         self._conflicts = 0
 
     # --- input -------------------------------------------------------------------------
 
-    def apply(self, claims: Iterable[Claim], now: float) -> list[LocationChange]:
+    def apply(self, claims: Iterable[Claim], now: float) -> Changes:
         """Merge a batch of claims and decide every MAC they touch."""
         return self.apply_rows([claim.row() for claim in claims], now)
 
-    def apply_rows(self, rows: Iterable[ClaimRow], now: float) -> list[LocationChange]:
-        """:meth:`apply` for flat rows: the hot path (lower-case MACs expected)."""
-        return self._settle(self._merge(rows), now)
+    def apply_rows(self, rows: Iterable[ClaimRow], now: float) -> Changes:
+        """:meth:`apply` for flat rows: the hot path. MACs must be lower-case; the rows are
+        kept as they are (they are immutable)."""
+        fresh, touched = self._merge(rows)
+        before = [(key, self._owner_in(key, old)) for key, old in touched.items()]
+        changes = self._settle(before, now)
+        changes += self._settle_fresh(fresh)
+        return Changes(changes)
 
-    def withdraw_device(
-        self, device: DeviceName, revision: Revision, now: float
-    ) -> list[LocationChange]:
+    def withdraw_device(self, device: DeviceName, revision: Revision, now: float) -> Changes:
         """Withdraw, at ``revision``, every claim of a device that is gone (gateway deleted,
-        chassis lost); its MACs go to their next best claims or disappear."""
+        chassis lost): its MACs go to their next best claims or disappear. Scans the
+        inventory (a rare event pays, so that every claim does not)."""
         rows: list[ClaimRow] = [
-            (network, mac, device, revision, WITHDRAWN, None)
-            for network, mac in self._by_device.get(device, ())
+            (row[0], row[1], device, revision, WITHDRAWN, None)
+            for record in self._inventory.values()
+            for row in record[1:]
+            if row[2] == device and row[4] != WITHDRAWN
         ]
         return self.apply_rows(rows, now)
 
-    def set_priorities(
-        self, priorities: Mapping[DeviceName, int], now: float
-    ) -> list[LocationChange]:
-        """Replace the HA priorities and re-decide the MACs of every device whose changed."""
-        old, self._priorities = self._priorities, dict(priorities)
-        changed = {
-            d for d in old.keys() | self._priorities.keys() if old.get(d) != priorities.get(d)
-        }
-        touched = {
-            key: self._claims[key] for device in changed for key in self._by_device.get(device, ())
-        }
-        return self._settle(touched, now)
+    def set_priorities(self, priorities: Mapping[DeviceName, int], now: float) -> Changes:
+        """Replace the HA priorities; re-decide the MACs of every device whose changed."""
+        old = self._priorities
+        changed = {d for d in old.keys() | priorities.keys() if old.get(d) != priorities.get(d)}
+        before = [
+            (key, self._owner_in(key, record))
+            for key, record in self._inventory.items()
+            if any(row[2] in changed for row in record[1:])
+        ]
+        self._priorities = dict(priorities)
+        return Changes(self._settle(before, now))
 
-    def tick(self, now: float) -> list[LocationChange]:
+    def tick(self, now: float) -> Changes:
         """Release the holds that have been quiet for a whole window by ``now``; forget the
         move history of MACs that have been still that long."""
         policy = self._damping
         if policy is None:
-            return []
-        expired = {
-            key: self._claims[key]
+            return Changes([])
+        before = [
+            (key, self._owner_in(key, self._inventory[key]))
             for key in self._damped
             if self._mobility[key].quiet_since(now, policy)
-        }
-        changes = self._settle(expired, now)
-        still = [
-            k for k, m in self._mobility.items() if not m.damped and m.quiet_since(now, policy)
         ]
+        changes = self._settle(before, now)
+        still = [k for k, m in self._mobility.items() if not m.damped and m.quiet_since(now, policy)]
         for key in still:
             del self._mobility[key]
-        return changes
+        return Changes(changes)
 
     def compact(self, revision: Revision) -> int:
-        """Forget tombstones at or below ``revision`` — call it once no claim that old can
-        still arrive (the store's compaction revision). Returns how many were dropped."""
+        """Forget tombstones at or below ``revision`` — once no claim that old can still
+        arrive (the store's compaction revision). Returns how many were dropped."""
         dropped = 0
-        for key in [k for k, c in self._claims.items() if any(not e[1] for e in c.values())]:
-            claims = self._claims[key]
-            for device in [d for d, e in claims.items() if not e[1] and e[0] <= revision]:
-                del claims[device]
-                self._by_device[device].discard(key)
-                dropped += 1
-            if not claims:
-                del self._claims[key]
+        for key, record in list(self._inventory.items()):
+            kept = tuple(row for row in record[1:] if row[4] != WITHDRAWN or row[3] > revision)
+            if len(kept) == len(record) - 1:
+                continue
+            dropped += len(record) - 1 - len(kept)
+            if kept:
+                self._inventory[key] = (record[0], *kept)
+            else:
+                del self._inventory[key]
         return dropped
 
     # --- queries -------------------------------------------------------------------------
 
     def owner(self, network: NetworkId, mac: Mac) -> Location | None:
         """Where the MAC lives now, or None."""
-        return self._owners.get((network, mac))
+        key = (network, mac)
+        record = self._inventory.get(key)
+        where = self._owner_in(key, record) if record else None
+        return Location(*where) if where else None
 
-    def locations(self) -> Mapping[Key, Location]:
-        """Every MAC with a location (a live view: do not modify)."""
-        return self._owners
+    def locations(self) -> Iterator[tuple[Key, Location]]:
+        """Every MAC with a location, in no particular order."""
+        for key, record in self._inventory.items():
+            where = self._owner_in(key, record)
+            if where is not None:
+                yield key, Location(*where)
 
     def is_damped(self, network: NetworkId, mac: Mac) -> bool:
         return (network, mac) in self._damped
@@ -187,24 +208,16 @@ class Reconciler:
     def explain(self, network: NetworkId, mac: Mac) -> Explanation | None:
         """Every live claim, oldest first, the owner and why; None for an unknown MAC."""
         key = (network, mac)
-        claims = self._claims.get(key)
-        if claims is None:
+        record = self._inventory.get(key)
+        if record is None:
             return None
-        mobility = self._mobility.get(key)
-        return explain(
-            network,
-            mac,
-            claims,
-            self._owners.get(key),
-            self._priorities,
-            mobility if key in self._damped else None,
-            self._damping,
-        )
+        held = self._mobility.get(key) if key in self._damped else None
+        owner = self.owner(network, mac)
+        return explain(network, mac, record[1:], owner, self._priorities, held, self._damping)
 
     def counters(self) -> Counters:
         return Counters(
             claims=self._live,
-            macs=len(self._owners),
             moves=self._moves,
             conflicts=self._conflicts,
             damped=len(self._damped),
@@ -212,97 +225,115 @@ class Reconciler:
 
     # --- the hot path --------------------------------------------------------------------
 
-    def _merge(self, rows: Iterable[ClaimRow]) -> dict[Key, dict[DeviceName, Entry]]:
-        """Fold rows into the inventory; return the claims of every MAC that changed."""
-        inventory = self._claims
-        by_device = self._by_device
-        touched: dict[Key, dict[DeviceName, Entry]] = {}
-        live = 0
-        for network, mac, device, revision, state, ip in rows:
-            key = (network, mac)
-            claims = inventory.get(key)
-            if claims is None:
-                inventory[key] = touched[key] = {device: (revision, state, ip)}
+    def _merge(self, rows: Iterable[ClaimRow]) -> tuple[int, dict[Key, Record]]:
+        """Fold rows into the inventory. Returns how many MACs are new (the inventory's last
+        entries) and the previous record of every other MAC that changed."""
+        self._epoch = epoch = self._epoch + 1
+        inventory = self._inventory
+        touched: dict[Key, Record] = {}
+        fresh = live = 0
+        for row in rows:
+            key = (row[0], row[1])
+            record = inventory.get(key)
+            if record is None:
+                inventory[key] = (epoch, row)
+                fresh += 1
+                if row[4]:
+                    live += 1
+                continue
+            if len(record) == 2 and record[1][2] == row[2]:  # the only claimant restates
+                mine = record[1]
+                if mine[3] >= row[3]:
+                    continue  # a duplicate, or older than what the device said since
+                live += (row[4] != WITHDRAWN) - (mine[4] != WITHDRAWN)
+                new: Record | None = (epoch, row)
             else:
-                old = claims.get(device)
-                if old is not None:
-                    if old[0] >= revision:
-                        continue  # a duplicate, or older than what the device said since
-                    live -= old[1] != WITHDRAWN
-                    claims[device] = (revision, state, ip)
-                    touched[key] = claims
-                    live += state != WITHDRAWN
+                new, delta = _replace(record, row, epoch)
+                if new is None:
                     continue
-                claims[device] = (revision, state, ip)
-                touched[key] = claims
-            live += state != WITHDRAWN
-            keys = by_device.get(device)
-            if keys is None:
-                keys = by_device[device] = set()
-            keys.add(key)
+                live += delta
+            if record[0] != epoch:
+                touched[key] = record
+            inventory[key] = new
         self._live += live
-        return touched
+        return fresh, touched
 
-    def _settle(
-        self, touched: Mapping[Key, dict[DeviceName, Entry]], now: float
-    ) -> list[LocationChange]:
-        """Decide each touched MAC; record and return the locations that changed."""
-        owners = self._owners
-        priorities = self._priorities
-        mobility = self._mobility
+    def _settle_fresh(self, count: int) -> list[ChangeRow]:
+        """Decide the MACs the last batch added: the inventory's last ``count`` entries."""
+        changes: list[ChangeRow] = []
+        newest_first = islice(reversed(self._inventory.items()), count)
+        for key, record in newest_first:
+            if len(record) == 2:
+                row = record[1]
+                if row[4]:
+                    changes.append((key[0], key[1], None, None, row[2], row[5]))
+                continue
+            winner = self._elect(record[1:])
+            if winner is not None:
+                changes.append((key[0], key[1], None, None, winner[2], winner[5]))
+        changes.reverse()
+        return changes
+
+    def _settle(self, before: Iterable[tuple[Key, Where | None]], now: float) -> list[ChangeRow]:
+        """Decide MACs that had a record already, given where each was before."""
+        inventory = self._inventory
         damping = self._damping is not None
-        changes: list[LocationChange] = []
-        for key, claims in touched.items():
-            if len(claims) == 1:
-                ((device, entry),) = claims.items()
-                winner = device if entry[1] else None
-            else:
-                winner = self._elect_contested(claims, priorities)
-            owner = owners.get(key)
-            if damping and (key in mobility or (owner and winner and owner.device != winner)):
-                winner = self._hold_or_move(key, claims, owner, winner, now)
-            if winner is None:
-                if owner is not None:
-                    del owners[key]
-                    changes.append(LocationChange(key[0], key[1], owner, None))
+        changes: list[ChangeRow] = []
+        for key, old in before:
+            rows = inventory[key][1:]
+            winner = self._elect(rows)
+            if damping and (key in self._mobility or (old and winner and old[0] != winner[2])):
+                winner = self._hold_or_move(key, rows, old, winner, now)
+            new = (winner[2], winner[5]) if winner else None
+            if new == old:
                 continue
-            ip = claims[winner][2]
-            if owner is not None and owner.device == winner and owner.ip == ip:
+            if old is None:
+                changes.append((key[0], key[1], None, None, *new))  # type: ignore[misc]
                 continue
-            new = owners[key] = Location(winner, ip)
-            changes.append(LocationChange(key[0], key[1], owner, new))
-            if owner is not None and owner.device != winner:
+            changes.append((key[0], key[1], *old, *(new or (None, None))))
+            if new is not None and new[0] != old[0]:
                 self._moves += 1
         return changes
 
-    def _elect_contested(
-        self, claims: Mapping[DeviceName, Entry], priorities: Mapping[DeviceName, int]
-    ) -> DeviceName | None:
-        """:func:`elect` for a MAC with several claimants, counting disagreements."""
-        masters = 0
-        claimants = 0
-        for _revision, state, _ip in claims.values():
-            if state:
+    def _elect(self, rows: tuple[ClaimRow, ...]) -> ClaimRow | None:
+        """:func:`elect`, counting the decisions among disagreeing claims."""
+        if len(rows) == 1:
+            return rows[0] if rows[0][4] else None
+        claimants = masters = 0
+        for row in rows:
+            if row[4]:
                 claimants += 1
-                masters += state == MASTER
+                masters += row[4] == MASTER
         if claimants > 1 and masters != 1:
             self._conflicts += 1
-        return elect(claims, priorities)
+        return elect(rows, self._priorities)
+
+    def _owner_in(self, key: Key, record: Record) -> Where | None:
+        """Where a MAC with this record lives: the held device if it is damped, else the
+        election's winner."""
+        rows = record[1:]
+        mobility = self._mobility.get(key)
+        if mobility is not None and mobility.damped:
+            for row in rows:
+                if row[2] == mobility.held:
+                    return (row[2], row[5])
+        winner = elect(rows, self._priorities)
+        return (winner[2], winner[5]) if winner else None
 
     def _hold_or_move(
         self,
         key: Key,
-        claims: Mapping[DeviceName, Entry],
-        owner: Location | None,
-        winner: DeviceName | None,
+        rows: tuple[ClaimRow, ...],
+        old: Where | None,
+        winner: ClaimRow | None,
         now: float,
-    ) -> DeviceName | None:
-        """Damping's say on a MAC that moves or has moved: the device it goes to now."""
+    ) -> ClaimRow | None:
+        """Damping's say on a MAC that moves or has moved: the claim it follows now."""
         assert self._damping is not None
         mobility = self._mobility.get(key)
-        if mobility is None:  # first move: the election winner differs from the owner
-            mobility = self._mobility[key] = Mobility(owner.device if owner else None)
-        note_winner(mobility, winner, now, self._damping)
+        if mobility is None:  # a first move: the winner differs from where the MAC was
+            mobility = self._mobility[key] = Mobility(old[0] if old else None)
+        note_winner(mobility, winner[2] if winner else None, now, self._damping)
         if winner is None:  # the MAC disappears: nothing left to hold or to count
             del self._mobility[key]
             self._damped.discard(key)
@@ -311,7 +342,23 @@ class Reconciler:
             self._damped.discard(key)
             return winner
         self._damped.add(key)
-        held = claims.get(owner.device) if owner else None
-        if owner is not None and held is not None and held[1] != WITHDRAWN:
-            return owner.device
-        return winner  # the holder withdrew: a hold never outlives its claim
+        for row in rows:
+            if old is not None and row[2] == old[0] and row[4] != WITHDRAWN:
+                mobility.held = row[2]
+                return row
+        mobility.held = winner[2]  # the holder withdrew: a hold never outlives its claim
+        return winner
+
+
+def _replace(record: Record, row: ClaimRow, epoch: int) -> tuple[Record | None, int]:
+    """``record`` with ``row`` as its device's claim, and the change in live claims; None
+    when the device already said something as new."""
+    rows = record[1:]
+    device = row[2]
+    for i, mine in enumerate(rows):
+        if mine[2] == device:
+            if mine[3] >= row[3]:
+                return None, 0
+            delta = (row[4] != WITHDRAWN) - (mine[4] != WITHDRAWN)
+            return (epoch, *rows[:i], row, *rows[i + 1 :]), delta
+    return (epoch, *rows, row), int(row[4] != WITHDRAWN)

@@ -172,9 +172,7 @@ class VtepAgent:
 
     async def _run(self) -> None:
         try:
-            client = self._client_ref = Client(
-                self.gateway.ovsdb, tls_files=self._tls, on_reconnect=self._reconnected
-            )
+            client = Client(self.gateway.ovsdb, tls_files=self._tls, on_reconnect=self._reconnected)
         except OvsdbError as exc:  # e.g. ssl: without TLS files configured
             hint = (
                 " (set ovsdb_private_key, ovsdb_certificate and ovsdb_ca_cert)"
@@ -201,6 +199,7 @@ class VtepAgent:
         self._wake.set()
 
     async def _session(self, client: Client) -> None:
+        self._client_ref = client
         client.start()
         monitor: Monitor | None = None
         while True:

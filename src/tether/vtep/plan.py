@@ -393,10 +393,17 @@ def plan(desired: GatewayConfig, view: SwitchView, mode: Mode, max_rows: int) ->
 
 def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
     changed = _changed(desired, view)
+    updating = [
+        name
+        for name in changed
+        if name in desired.switches and name in view.switches and view.switches[name].bindings
+    ]
     unbinds, _ = _binding_ops(desired, view)
-    if unbinds:  # teardown (and bindings that moved) first
+    # teardown (and bindings that moved) first — except the bindings of switches about to be
+    # updated: their update path unbinds them all at once, never one by one
+    unbinds = [op for op in unbinds if not (isinstance(op, Unbind) and op.switch in updating)]
+    if unbinds:
         return _stage("unbind", unbinds, view, max_rows, _names_of(unbinds, view))
-    updating = [name for name in changed if name in view.switches and view.switches[name].bindings]
     if updating:
         return _stage(
             "update", _update_pipelines(desired, view, changed, updating), view, max_rows, updating
