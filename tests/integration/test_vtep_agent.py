@@ -335,3 +335,30 @@ def test_an_ssl_gateway_uses_the_configured_certificates(tmp_path: Path) -> None
             assert "ovsdb_private_key" in runtime["last_error"]
     finally:
         switch.kill()
+
+
+def test_a_switch_that_dies_while_idle_is_reported_disconnected(
+    fabric: tuple[httpx.Client, OvsdbServer],
+) -> None:
+    http, switch = fabric
+    http.post(
+        "/v1/gateways", json={"name": "tor1", "ovsdb": switch.tcp, "tunnel_ip": "192.0.2.21"}
+    ).raise_for_status()
+    connected(http, "tor1")
+    switch.kill()  # nothing to do, no update coming: the agent must still notice
+    deadline = time.monotonic() + 15
+    while http.get("/v1/gateways/tor1").json()["runtime"]["connection"] != "disconnected":
+        assert time.monotonic() < deadline, "a dead switch is still shown as connected"
+        time.sleep(0.1)
+    switch.start()  # the same database: back by itself
+    connected(http, "tor1")
+
+
+def connected(http: httpx.Client, gateway: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        runtime = http.get(f"/v1/gateways/{gateway}").json()["runtime"]
+        if runtime and runtime["connection"] == "connected" and runtime["state"] == "realized":
+            return
+        assert time.monotonic() < deadline, runtime
+        time.sleep(0.05)
