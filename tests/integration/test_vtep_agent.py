@@ -362,3 +362,25 @@ def connected(http: httpx.Client, gateway: str) -> None:
             return
         assert time.monotonic() < deadline, runtime
         time.sleep(0.05)
+
+
+def test_a_deleted_gateway_takes_tethers_rows_off_its_switch(
+    fabric: tuple[httpx.Client, OvsdbServer],
+) -> None:
+    http, switch = fabric
+    http.post("/v1/networks", json={"name": "web", "vni": 5001}).raise_for_status()
+    http.post(
+        "/v1/gateways", json={"name": "tor1", "ovsdb": switch.tcp, "tunnel_ip": "192.0.2.21"}
+    ).raise_for_status()
+    http.post(
+        "/v1/gateways/tor1/bindings", json={"port": "eth1", "vlan": 4, "network": "web"}
+    ).raise_for_status()
+    wait_realized(http, "tor1")
+    assert len(switch_rows(switch)) == 1
+    http.delete("/v1/gateways/tor1", params={"force": "true"}).raise_for_status()
+    deadline = time.monotonic() + 15
+    while switch_rows(switch):
+        assert time.monotonic() < deadline, (
+            "the switch keeps bridging a VLAN tether no longer manages"
+        )
+        time.sleep(0.1)
