@@ -16,6 +16,7 @@ test: deps lint
 	$(PY) benchmarks/api_bulk.py --smoke
 	$(PY) benchmarks/ovsdb_transact.py --smoke
 	$(PY) benchmarks/vtep_push.py --smoke
+	$(PY) benchmarks/mac_inventory.py --smoke
 
 lint: deps
 	$(VENV)/bin/ruff format --check src tests benchmarks
