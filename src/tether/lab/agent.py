@@ -26,24 +26,14 @@ from typing import cast
 from tether.lab.asic import MemoryAsic
 from tether.lab.switch_agent import Decision, decide
 from tether.ovsdb import Client, ClientOptions, LockEventKind, Monitor, OvsdbError
-from tether.vtep.state import Tables, observe
+from tether.vtep.state import DATABASE, TABLES, Tables, observe
 
 __all__ = ["DB", "MONITORED_TABLES", "SwitchAgent"]
 
 log = logging.getLogger(__name__)
 
-DB = "hardware_vtep"
-MONITORED_TABLES = (
-    "Physical_Switch",
-    "Physical_Port",
-    "Logical_Switch",
-    "Ucast_Macs_Remote",
-    "Mcast_Macs_Remote",
-    "Ucast_Macs_Local",
-    "Mcast_Macs_Local",
-    "Physical_Locator",
-    "Physical_Locator_Set",
-)
+DB = DATABASE
+MONITORED_TABLES = TABLES
 
 
 class SwitchAgent:

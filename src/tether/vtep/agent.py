@@ -32,24 +32,12 @@ from tether.ovsdb import (
 )
 from tether.vtep.encode import EncodeError, Refs, encode
 from tether.vtep.plan import Bind, Stage, Transaction, Unbind, missing_ports, plan
-from tether.vtep.state import GatewayConfig, Tables, observe, refs_of
+from tether.vtep.state import DATABASE, TABLES, GatewayConfig, Tables, observe, refs_of
 
 __all__ = ["DATABASE", "GatewayStatus", "VtepAgent"]
 
 log = logging.getLogger(__name__)
 
-DATABASE = "hardware_vtep"
-TABLES = (
-    "Physical_Switch",
-    "Physical_Port",
-    "Logical_Switch",
-    "Ucast_Macs_Remote",
-    "Mcast_Macs_Remote",
-    "Ucast_Macs_Local",
-    "Mcast_Macs_Local",
-    "Physical_Locator",
-    "Physical_Locator_Set",
-)
 RETRY_SECONDS = 1.0
 CONNECT_SECONDS = 10.0
 IDLE_CHECK_SECONDS = 1.0

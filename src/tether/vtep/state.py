@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DATABASE",
+    "TABLES",
     "UNKNOWN_DST",
     "GatewayConfig",
     "LogicalSwitchConfig",
@@ -29,6 +31,20 @@ __all__ = [
 
 UNKNOWN_DST = "unknown-dst"
 """The ``Mcast_Macs_Remote`` MAC that says where broadcast and unknown traffic goes."""
+
+DATABASE = "hardware_vtep"
+TABLES = (
+    "Physical_Switch",
+    "Physical_Port",
+    "Logical_Switch",
+    "Ucast_Macs_Remote",
+    "Mcast_Macs_Remote",
+    "Ucast_Macs_Local",
+    "Mcast_Macs_Local",
+    "Physical_Locator",
+    "Physical_Locator_Set",
+)
+"""Every table :func:`observe` reads: what both sides of the protocol monitor."""
 
 Row = Mapping[str, Any]
 Tables = Mapping[str, Mapping[str, Row]]
