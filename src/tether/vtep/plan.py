@@ -74,46 +74,48 @@ def lock_name(vni: int) -> str:
     return f"ls_{vni}"
 
 
+class _Op:
+    """What every operation says about itself: the rows it writes (1 unless it says
+    otherwise) and the tunnel IPs whose ``Physical_Locator`` it needs."""
+
+    __slots__ = ()
+    rows = 1
+
+    def locators(self) -> frozenset[str]:
+        return frozenset()
+
+
 @dataclass(frozen=True, slots=True)
-class EnsureLogicalSwitch:
+class EnsureLogicalSwitch(_Op):
     name: str
     tunnel_key: int
     description: str
     state_consistent: bool | None = None
     """Written only in ``state-consistent`` mode."""
     exists: bool = False
-    rows = 1
-
-    def locators(self) -> frozenset[str]:
-        return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
-class MarkConsistent:
+class MarkConsistent(_Op):
     switch: str
     value: bool
-    rows = 1
-
-    def locators(self) -> frozenset[str]:
-        return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
-class EnsureRemoteMac:
+class EnsureRemoteMac(_Op):
     switch: str
     mac: str
     locator: str
     ip: str
     uuid: str | None = None
     """The existing row to update; None inserts."""
-    rows = 1
 
     def locators(self) -> frozenset[str]:
         return frozenset({self.locator})
 
 
 @dataclass(frozen=True, slots=True)
-class EnsureUnknownDst:
+class EnsureUnknownDst(_Op):
     switch: str
     locator_ips: frozenset[str]
     uuid: str | None = None
@@ -124,48 +126,32 @@ class EnsureUnknownDst:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoveRow:
+class RemoveRow(_Op):
     table: str
     uuid: str
     switch: str = ""
     """The logical switch the row belongs to (for its lock)."""
-    rows = 1
-
-    def locators(self) -> frozenset[str]:
-        return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
-class Bind:
+class Bind(_Op):
     port: str
     vlan: int
     switch: str
-    rows = 1
-
-    def locators(self) -> frozenset[str]:
-        return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
-class Unbind:
+class Unbind(_Op):
     port: str
     vlan: int
     switch: str = ""
     """The logical switch it is bound to now (for its lock)."""
-    rows = 1
-
-    def locators(self) -> frozenset[str]:
-        return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
-class RemoveLogicalSwitch:
+class RemoveLogicalSwitch(_Op):
     name: str
     uuid: str
-    rows = 1
-
-    def locators(self) -> frozenset[str]:
-        return frozenset()
 
 
 Op = (
