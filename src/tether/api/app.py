@@ -1,8 +1,8 @@
 """The REST application: ``create_app(store_url)`` wires store, model service and routes.
 
 Routes: ``/v1/{networks,ports,routers,chassis,gateways}``, ``/v1/gateways/{ref}/bindings``,
-``/v1/bulk``, ``/v1/status``, ``/v1/watch``, ``/metrics``, ``/healthz``; OpenAPI at
-``/openapi.json`` and ``/docs``.
+``/v1/bulk``, ``/v1/macs`` (the MAC inventory), ``/v1/status``, ``/v1/watch``, ``/metrics``,
+``/healthz``; OpenAPI at ``/openapi.json`` and ``/docs``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import tether
-from tether.api import resources, watch
+from tether.api import macs, resources, watch
 from tether.api.errors import install_error_handlers
 from tether.api.metrics import Metrics
 from tether.api.runtime import gateway_statuses
 from tether.ovsdb import TlsFiles
 from tether.service.ids import RandomIds
+from tether.service.inventory import InventorySettings, MacInventory
 from tether.service.models import ModelService
 from tether.store import open_store
 from tether.vtep.controller import PhysicalController
@@ -28,7 +29,12 @@ from tether.vtep.controller import PhysicalController
 __all__ = ["create_app"]
 
 
-def create_app(store_url: str, *, ovsdb_tls: TlsFiles | None = None) -> FastAPI:
+def create_app(
+    store_url: str,
+    *,
+    ovsdb_tls: TlsFiles | None = None,
+    inventory: InventorySettings | None = None,
+) -> FastAPI:
     metrics = Metrics()
 
     @asynccontextmanager
@@ -36,17 +42,22 @@ def create_app(store_url: str, *, ovsdb_tls: TlsFiles | None = None) -> FastAPI:
         store = await open_store(store_url)
         models = ModelService(store, RandomIds())
         await models.start()
-        physical = PhysicalController(models, store, tls=ovsdb_tls)
+        macs = MacInventory(models, store, inventory)
+        await macs.start()
+        physical = PhysicalController(models, store, macs, tls=ovsdb_tls)
         await physical.start()
         metrics.watch_model(models)
+        metrics.watch_inventory(macs)
         app.state.store = store
         app.state.models = models
+        app.state.macs = macs
         app.state.physical = physical
         app.state.ovsdb_tls = ovsdb_tls
         try:
             yield
         finally:
             await physical.stop()
+            await macs.stop()
             await models.stop()
             await store.close()
 
@@ -58,6 +69,7 @@ def create_app(store_url: str, *, ovsdb_tls: TlsFiles | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(resources.router)
+    app.include_router(macs.router)
     app.include_router(watch.router)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
 

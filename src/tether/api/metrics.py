@@ -1,4 +1,5 @@
-"""Prometheus metrics: API requests and latencies, store revision, objects per kind."""
+"""Prometheus metrics: API requests and latencies, store revision, objects per kind, and
+the MAC inventory (claims, locations, moves, conflicts, damped MACs, claims waiting)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tether.service.inventory import MacInventory
 from tether.service.models import ModelService
 
 __all__ = ["Metrics"]
@@ -29,6 +31,38 @@ class _ModelCollector(Collector):
             "tether_model_revision",
             "Store revision of the newest model change the controller has applied",
             value=self.service.catalog.fence_revision,
+        )
+
+
+class _InventoryCollector(Collector):
+    def __init__(self, inventory: MacInventory) -> None:
+        self.inventory = inventory
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        counters = self.inventory.counters()
+        yield GaugeMetricFamily(
+            "tether_mac_claims", "Live MAC claims in the inventory", value=counters.claims
+        )
+        yield GaugeMetricFamily(
+            "tether_mac_locations",
+            "MACs with a reconciled location",
+            value=sum(len(self.inventory.located(n)) for n in list(self.inventory.networks())),
+        )
+        yield CounterMetricFamily(
+            "tether_mac_moves", "MAC location changes from one device to another", counters.moves
+        )
+        yield CounterMetricFamily(
+            "tether_mac_conflicts",
+            "Reconciliations among disagreeing claims (several masters, or none)",
+            counters.conflicts,
+        )
+        yield GaugeMetricFamily(
+            "tether_mac_damped", "MACs held by mobility damping", value=counters.damped
+        )
+        yield GaugeMetricFamily(
+            "tether_mac_pending_claims",
+            "Collected claims waiting in a batch",
+            value=self.inventory.pending(),
         )
 
 
@@ -52,6 +86,9 @@ class Metrics:
 
     def watch_model(self, service: ModelService) -> None:
         self.registry.register(_ModelCollector(service))
+
+    def watch_inventory(self, inventory: MacInventory) -> None:
+        self.registry.register(_InventoryCollector(inventory))
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         metrics = self

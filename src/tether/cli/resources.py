@@ -473,6 +473,8 @@ def _gateway_pairs(gateway: Obj) -> list[tuple[str, Cell]]:
         ("tunnel ip", gateway["tunnel_ip"]),
         ("mode", gateway["mode"]),
         ("max rows per txn", str(gateway["max_rows_per_txn"])),
+        ("ha group", gateway.get("ha_group") or "-"),
+        ("priority", str(gateway.get("priority", "-"))),
         ("status", status_cell(gateway)),
         *_runtime_pairs(gateway.get("runtime")),
     ]
@@ -514,6 +516,30 @@ def _show_gateway(gateway: Obj, as_json: bool) -> None:
     print_details(f"gateway {gateway['name']}", _gateway_pairs(gateway))
 
 
+HaGroupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ha-group",
+        help="VRRP or MLAG group of the switch: the other members stand by for its MACs.",
+    ),
+]
+PriorityOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="HA priority 0-255 (default 100): chooses the location when no device claims "
+        "a MAC as master."
+    ),
+]
+ConvertSchemaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--convert-schema",
+        help="With --mode state-consistent: add Logical_Switch.state_consistent to the "
+        "switch's schema by online conversion if it lacks it.",
+    ),
+]
+
+
 @gateway_app.command("add")
 def gateway_add(
     name: Annotated[str, typer.Argument(help="Name of the gateway, unique.")],
@@ -536,14 +562,9 @@ def gateway_add(
     max_rows_per_txn: Annotated[
         int | None, typer.Option(help="Most rows written in one OVSDB transaction (default: 1000).")
     ] = None,
-    convert_schema: Annotated[
-        bool,
-        typer.Option(
-            "--convert-schema",
-            help="With --mode state-consistent: add Logical_Switch.state_consistent to the "
-            "switch's schema by online conversion if it lacks it.",
-        ),
-    ] = False,
+    ha_group: HaGroupOpt = None,
+    priority: PriorityOpt = None,
+    convert_schema: ConvertSchemaOpt = False,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
@@ -555,10 +576,46 @@ def gateway_add(
         physical_switch=physical_switch,
         mode=mode.value if mode else None,
         max_rows_per_txn=max_rows_per_txn,
+        ha_group=ha_group,
+        priority=priority,
     )
     params = {"convert_schema": "true"} if convert_schema else None
     with _api(url) as api:
         gateway = api.post("/v1/gateways", body, params)
+    _show_gateway(gateway, as_json)
+
+
+@gateway_app.command("set")
+def gateway_set(
+    ref: Annotated[str, typer.Argument(help="Gateway name or id.")],
+    ovsdb: Annotated[str | None, typer.Option(help="New OVSDB address of the switch.")] = None,
+    tunnel_ip: Annotated[str | None, typer.Option("--tunnel-ip", help="New tunnel IP.")] = None,
+    mode: Annotated[Mode | None, typer.Option(help="New transaction mode.")] = None,
+    max_rows_per_txn: Annotated[
+        int | None, typer.Option(help="Most rows written in one OVSDB transaction.")
+    ] = None,
+    ha_group: HaGroupOpt = None,
+    leave_ha_group: Annotated[
+        bool, typer.Option("--no-ha-group", help="Take the gateway out of its HA group.")
+    ] = False,
+    priority: PriorityOpt = None,
+    convert_schema: ConvertSchemaOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a gateway's settings."""
+    body = _some(
+        ovsdb=ovsdb,
+        tunnel_ip=tunnel_ip,
+        mode=mode.value if mode else None,
+        max_rows_per_txn=max_rows_per_txn,
+        ha_group=ha_group,
+        leave_ha_group=leave_ha_group or None,
+        priority=priority,
+    )
+    params = {"convert_schema": "true"} if convert_schema else None
+    with _api(url) as api:
+        gateway = api.patch(_ref_path("gateways", ref), body, params)
     _show_gateway(gateway, as_json)
 
 

@@ -162,10 +162,15 @@ class BatchPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Claims of one network, in arrival order, to hand to its reconciler."""
+    """Claims of one network, in arrival order, to hand to its reconciler (as values or as
+    flat rows, as they were added)."""
 
     network: NetworkId
-    claims: tuple[Claim, ...]
+    claims: tuple[Claim | ClaimRow, ...]
+
+    def rows(self) -> list[ClaimRow]:
+        """The claims as the reconciler's flat rows."""
+        return [c if isinstance(c, tuple) else c.row() for c in self.claims]
 
 
 class Batcher:
@@ -178,16 +183,16 @@ class Batcher:
 
     def __init__(self, policy: BatchPolicy | None = None) -> None:
         self.policy = policy or BatchPolicy()
-        self._pending: dict[NetworkId, list[Claim]] = {}
+        self._pending: dict[NetworkId, list[Claim | ClaimRow]] = {}
         # Network -> when its oldest pending claim arrived. Insertion order is arrival order
         # of each batch's first claim, so the front always holds the earliest deadline.
         self._since: dict[NetworkId, float] = {}
 
-    def add(self, claims: Iterable[Claim], now: float) -> list[Batch]:
+    def add(self, claims: Iterable[Claim | ClaimRow], now: float) -> list[Batch]:
         """Take claims arriving at ``now``; return the batches that are full or due."""
         out: list[Batch] = []
         for claim in claims:
-            network = claim.network
+            network = claim[0] if isinstance(claim, tuple) else claim.network
             pending = self._pending.get(network)
             if pending is None:
                 pending = self._pending[network] = []

@@ -202,6 +202,11 @@ class Reconciler:
             if where is not None:
                 yield key, Location(*where)
 
+    @property
+    def priorities(self) -> Mapping[DeviceName, int]:
+        """The HA priorities in force (see :meth:`set_priorities`)."""
+        return self._priorities
+
     def is_damped(self, network: NetworkId, mac: Mac) -> bool:
         return (network, mac) in self._damped
 

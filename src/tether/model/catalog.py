@@ -102,6 +102,9 @@ class Catalog:
         self.objects: dict[str, dict[str, Resource]] = {kind: {} for kind in KINDS}
         self.fence_revision = 0
         """Store revision of the newest model write reflected here."""
+        self.mod_revisions: dict[tuple[str, str], int] = {}
+        """(kind, id) -> store revision of the object's last write (kept by the service
+        that loads and stores the catalog; the MAC inventory orders port claims by it)."""
         self._unique: dict[IndexKey, tuple[str, str]] = {}
         self._dependents: defaultdict[IndexKey, set[tuple[str, str]]] = defaultdict(set)
         self._named: defaultdict[tuple[str, str], set[str]] = defaultdict(set)

@@ -24,6 +24,7 @@ from tether.model.fields import (
 )
 
 __all__ = [
+    "DEFAULT_PRIORITY",
     "KINDS",
     "Chassis",
     "ChassisCreate",
@@ -34,6 +35,7 @@ __all__ = [
     "GatewayBindingCreate",
     "GatewayCreate",
     "GatewayUpdate",
+    "MacClaimCreate",
     "Network",
     "NetworkCreate",
     "NetworkUpdate",
@@ -64,6 +66,8 @@ OvsdbAddress = Annotated[str, AfterValidator(parse_ovsdb_address)]
 TransactionMode = Literal["bind-last", "lock", "state-consistent"]
 Ref = Annotated[str, Field(min_length=1, max_length=64)]
 """A reference to another object, by id or by name."""
+DEFAULT_PRIORITY = 100
+"""A gateway's HA priority unless given (VRRP's default); chassis count as 0."""
 
 
 class _Value(BaseModel):
@@ -205,6 +209,11 @@ class Gateway(Resource):
     """None until learned from the switch's ``Physical_Switch.tunnel_ips``."""
     mode: TransactionMode = "bind-last"
     max_rows_per_txn: StrictInt = Field(1000, ge=1, le=1_000_000)
+    ha_group: Name | None = None
+    """The VRRP or MLAG group the switch belongs to: a MAC one member reports makes the
+    other members its standbys (slave claims)."""
+    priority: StrictInt = Field(DEFAULT_PRIORITY, ge=0, le=255)
+    """HA priority: when no device claims a MAC as master, the highest priority is chosen."""
 
 
 class GatewayCreate(_Value):
@@ -217,6 +226,8 @@ class GatewayCreate(_Value):
     """The switch's VXLAN source address; learned from the switch when not given."""
     mode: TransactionMode = "bind-last"
     max_rows_per_txn: StrictInt = Field(1000, ge=1, le=1_000_000)
+    ha_group: Name | None = None
+    priority: StrictInt = Field(DEFAULT_PRIORITY, ge=0, le=255)
 
 
 class GatewayUpdate(_Value):
@@ -225,6 +236,10 @@ class GatewayUpdate(_Value):
     tunnel_ip: TunnelIP | None = None
     mode: TransactionMode | None = None
     max_rows_per_txn: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    ha_group: Name | None = None
+    leave_ha_group: bool = False
+    """Take the gateway out of its HA group."""
+    priority: StrictInt | None = Field(None, ge=0, le=255)
 
 
 class GatewayBinding(Resource):
@@ -250,3 +265,18 @@ KINDS: dict[str, type[Resource]] = {
     "bindings": GatewayBinding,
 }
 """Kind name (as in the store key and the URL) to stored type."""
+
+
+class MacClaimCreate(_Value):
+    """A claim reported through the API, for a device tether does not collect from itself
+    (a switch whose inventory arrives another way, an operator's static entry)."""
+
+    device: Name
+    """The gateway or chassis the MAC lives behind."""
+    network: Ref
+    """Network id or name."""
+    tenant: Tenant | None = None
+    """Tenant of the network's name, when names repeat across tenants."""
+    mac: Mac
+    role: Literal["master", "slave"] = "master"
+    ip: IP | None = None

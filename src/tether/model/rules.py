@@ -4,7 +4,8 @@ Each operation checks everything before it changes anything it cannot undo, appl
 result to the :class:`~tether.model.catalog.Catalog` (inside the caller's draft) and returns
 the stored object. Errors are :mod:`tether.model.errors` naming the field. Uniqueness:
 
-* network names and router / port names per tenant; chassis and gateway names globally;
+* network names and router / port names per tenant; chassis and gateway names globally,
+  and across the two (both are devices of the MAC inventory);
 * VNIs globally; tunnel IPs across chassis and gateways;
 * a MAC once per network; an IP once per network (ports and router interfaces);
 * one network per (gateway, physical port, VLAN).
@@ -169,6 +170,15 @@ class Rules:
                 return
             where = f" in tenant {tenant!r}" if scope else ""
             self._claim(("name", kind, scope, name), f"name {name!r}{where}", "name", owner)
+
+    def _check_device_name(self, other_kind: str, name: str) -> None:
+        """Chassis and gateways are both devices of the MAC inventory, which names them: a
+        chassis and a gateway never share a name."""
+        holder = self.catalog.holder("name", other_kind, "", name)
+        if holder is not None:
+            raise ConflictError(
+                f"name {name!r} is already used by {NOUN[other_kind]} {name}", "name"
+            )
 
     def _check_ip(self, network: Network, ip: str, field: str, owner: str) -> None:
         if not any(_usable(_network(s.cidr), ip) for s in network.subnets):
@@ -534,6 +544,7 @@ class Rules:
 
     def _save_chassis(self, chassis: Chassis) -> Chassis:
         self._check_name("chassis", chassis.tenant, chassis.name, chassis.id)
+        self._check_device_name("gateways", chassis.name)
         self._claim(
             ("tunnel", chassis.tunnel_ip), f"tunnel IP {chassis.tunnel_ip}", "tunnel_ip", chassis.id
         )
@@ -563,10 +574,16 @@ class Rules:
 
     def update_gateway(self, ref: str, patch: GatewayUpdate) -> Gateway:
         old = self.catalog.resolve(Gateway, ref, field="gateway")
-        return self._save_gateway(old.model_copy(update=patch.model_dump(exclude_none=True)))
+        if patch.leave_ha_group and patch.ha_group:
+            raise InvalidError("give either an HA group or leave_ha_group, not both", "ha_group")
+        changes = patch.model_dump(exclude_none=True, exclude={"leave_ha_group"})
+        if patch.leave_ha_group:
+            changes["ha_group"] = None
+        return self._save_gateway(old.model_copy(update=changes))
 
     def _save_gateway(self, gateway: Gateway) -> Gateway:
         self._check_name("gateways", gateway.tenant, gateway.name, gateway.id)
+        self._check_device_name("chassis", gateway.name)
         self._claim(
             ("tunnel", gateway.tunnel_ip), f"tunnel IP {gateway.tunnel_ip}", "tunnel_ip", gateway.id
         )

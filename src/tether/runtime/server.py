@@ -33,7 +33,7 @@ def serve(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     config = uvicorn.Config(
-        create_app(settings.store, ovsdb_tls=tls_files(settings)),
+        create_app(settings.store, ovsdb_tls=tls_files(settings), inventory=settings.inventory()),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -14,7 +14,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tether.logical import BatchPolicy, Damping
 from tether.ovsdb import TlsFiles
+from tether.service.inventory import InventorySettings
 from tether.store.url import parse_store_url
 
 __all__ = [
@@ -47,6 +49,25 @@ class Settings:
     """PEM private key for ``ssl:`` gateways (with the certificate and CA certificate)."""
     ovsdb_certificate: str = ""
     ovsdb_ca_cert: str = ""
+    mac_batch_claims: str = "1"
+    """Collected MAC claims reach the reconciler in batches of this many per network..."""
+    mac_batch_ms: str = "0"
+    """...or after this many milliseconds, whichever comes first (1 and 0: real time)."""
+    mac_damping_moves: str = "5"
+    """A MAC moving more than this many times within ``mac_damping_seconds`` is held where
+    it is (0 turns damping off)."""
+    mac_damping_seconds: str = "180"
+
+    def inventory(self) -> InventorySettings:
+        """The MAC inventory's batching and damping, from these settings."""
+        moves = int(self.mac_damping_moves)
+        return InventorySettings(
+            batch=BatchPolicy(
+                max_claims=int(self.mac_batch_claims),
+                max_wait=int(self.mac_batch_ms) / 1000,
+            ),
+            damping=Damping(moves, float(self.mac_damping_seconds)) if moves else None,
+        )
 
     @property
     def host(self) -> str:
@@ -70,7 +91,24 @@ def _check(key: str, value: Any, source: str | None = None) -> str:
         raise SettingsError(source or key, str(exc).removeprefix(f"{key}: ")) from None
 
 
+INTEGERS = {
+    "mac_batch_claims": (1, 1_000_000),
+    "mac_batch_ms": (0, 3_600_000),
+    "mac_damping_moves": (0, 1_000_000),
+    "mac_damping_seconds": (1, 86_400),
+}
+"""Settings that are whole numbers, with their bounds (TOML integers or digit strings)."""
+
+
 def _checked(key: str, value: Any) -> str:
+    if key in INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise SettingsError(key, f"expected a whole number, got {type(value).__name__}")
+        low, high = INTEGERS[key]
+        text = str(value).strip()
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise SettingsError(key, f"{value!r} is not a whole number from {low} to {high}")
+        return str(int(text))
     if not isinstance(value, str):
         raise SettingsError(key, f"expected a string, got {type(value).__name__}")
     if key == "store":

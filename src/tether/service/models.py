@@ -93,6 +93,9 @@ class ModelService:
                 catalog.fence_revision = kv.mod_revision
                 continue
             self._decode_into(catalog, kv.key, kv.value)
+            where = kind_and_id(kv.key)
+            if where is not None:
+                catalog.mod_revisions[where] = kv.mod_revision
         self.catalog = catalog
         self.rules.catalog = catalog
         self.watch_revision = listing.revision
@@ -162,8 +165,10 @@ class ModelService:
                 continue
             if event.type is EventType.DELETE:
                 self.catalog.remove(*where)
+                self.catalog.mod_revisions.pop(where, None)
             else:
                 self._decode_into(self.catalog, event.kv.key, event.kv.value)
+                self.catalog.mod_revisions[where] = revision
         fences = [e.kv.mod_revision for e in events if e.kv.key == FENCE]
         if fences:
             self.catalog.fence_revision = max(self.catalog.fence_revision, *fences)
@@ -210,6 +215,11 @@ class ModelService:
                 if outcome.succeeded:
                     self.catalog.commit()
                     self.catalog.fence_revision = outcome.revision
+                    for change in changes:
+                        if change.after is None:
+                            self.catalog.mod_revisions.pop((change.kind, change.id), None)
+                        else:
+                            self.catalog.mod_revisions[(change.kind, change.id)] = outcome.revision
                     self._bump()
                     return result, WriteResult(outcome.revision, changes)
                 self.catalog.rollback()

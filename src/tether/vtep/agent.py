@@ -27,14 +27,27 @@ from tether.ovsdb import (
     ConnectionLostError,
     Monitor,
     OvsdbError,
+    RowChange,
     TlsFiles,
     TransactionError,
 )
 from tether.vtep.encode import EncodeError, Refs, encode
 from tether.vtep.plan import Bind, Stage, Transaction, Unbind, missing_ports, plan
-from tether.vtep.state import DATABASE, TABLES, GatewayConfig, Tables, observe, refs_of
+from tether.vtep.state import (
+    DATABASE,
+    TABLES,
+    GatewayConfig,
+    Tables,
+    local_macs,
+    observe,
+    refs_of,
+)
 
-__all__ = ["DATABASE", "GatewayStatus", "VtepAgent"]
+__all__ = ["DATABASE", "GatewayStatus", "LocalMacs", "VtepAgent"]
+
+LocalMacs = dict[tuple[str, str], str | None]
+"""(logical switch name, MAC) -> IP: what a switch reports in ``Ucast_Macs_Local``."""
+LEARNING_TABLES = frozenset({"Ucast_Macs_Local", "Logical_Switch"})
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +115,11 @@ class VtepAgent:
         on_status: Callable[[GatewayStatus], None],
         clock: Callable[[], float] = time.monotonic,
         tls: TlsFiles | None = None,
+        on_local_macs: Callable[[LocalMacs], None] | None = None,
     ) -> None:
         self.gateway = gateway
+        self._on_local_macs = on_local_macs
+        self._local_macs: LocalMacs | None = None
         self._tls = tls
         self._clock = clock
         self._unbound_at: dict[str, float] = {}
@@ -115,6 +131,7 @@ class VtepAgent:
         self.status = GatewayStatus(gateway.name, gateway.mode)
         self._held: set[str] = set()
         self._client_ref: Client | None = None
+        self._monitor_ref: Monitor | None = None
 
     # -- control ----------------------------------------------------------------------------
 
@@ -195,8 +212,9 @@ class VtepAgent:
                 await client.wait_ready(timeout=CONNECT_SECONDS)
                 if monitor is None:
                     monitor = await client.monitor_cond_since(
-                        DATABASE, dict.fromkeys(TABLES), on_update=lambda _: self._wake.set()
+                        DATABASE, dict.fromkeys(TABLES), on_update=self._switch_changed
                     )
+                    self._collect(monitor)
                 self._report(connection="connected")
                 await self._converge(client, monitor)
             except OvsdbError as exc:
@@ -208,6 +226,23 @@ class VtepAgent:
             except EncodeError as exc:
                 self._report(last_error=str(exc))
                 await self._idle(client)
+
+    def _switch_changed(self, changes: list[RowChange]) -> None:
+        self._wake.set()
+        monitor = self._monitor_ref
+        if monitor is not None and any(c.table in LEARNING_TABLES for c in changes):
+            self._collect(monitor)
+
+    def _collect(self, monitor: Monitor) -> None:
+        """Hand the MACs the switch learned to the collector, when they changed. A lost
+        session changes nothing: the last report stands until the switch is read again."""
+        self._monitor_ref = monitor
+        if self._on_local_macs is None:
+            return
+        learned = local_macs(_tables(monitor))
+        if learned != self._local_macs:
+            self._local_macs = learned
+            self._on_local_macs(learned)
 
     async def _idle(self, client: Client) -> None:
         """Wait for something to do; notice a lost session even when nothing else happens."""

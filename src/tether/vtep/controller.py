@@ -1,11 +1,17 @@
 """The physical controller: one :class:`~tether.vtep.agent.VtepAgent` per gateway.
 
-It follows the model service's catalog; after every change it computes each gateway's
-desired configuration (:func:`tether.vtep.desired.desired_config`) and hands it to that
-gateway's agent, which pushes only what differs. Agents come and go with the gateways.
-Each agent's status is written to the store under ``/tether/status/gateways/<id>`` so any
-API instance can show it; the desired generation is the model revision that last changed
-what the gateway should hold.
+Distribution: it follows the model service's catalog and the MAC inventory. After a model
+change it computes every gateway's desired configuration
+(:func:`tether.vtep.desired.desired_configs`); after a location change only the networks
+that changed, on only the gateways carrying them (:func:`~tether.vtep.desired.update_networks`).
+Each agent pushes only what differs from its switch, in the gateway's transaction mode.
+
+Collection: each agent hands over what its switch learned (``Ucast_Macs_Local``), and the
+inventory records it as that gateway's claims (:meth:`MacInventory.report`).
+
+Agents come and go with the gateways. Each agent's status is written to the store under
+``/tether/status/gateways/<id>`` so any API instance can show it; the desired generation is
+the store revision (model or claims) that last changed what the gateway should hold.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import orjson
 
 from tether.model.resources import Gateway
 from tether.ovsdb import TlsFiles
+from tether.service.inventory import MacInventory
 from tether.service.models import ModelService
 from tether.store import Store, StoreError
-from tether.vtep.agent import GatewayStatus, VtepAgent
-from tether.vtep.desired import desired_configs, port_locations
+from tether.vtep.agent import GatewayStatus, LocalMacs, VtepAgent
+from tether.vtep.desired import desired_configs, update_networks
 from tether.vtep.state import GatewayConfig
 
 __all__ = ["STATUS_PREFIX", "PhysicalController", "status_key"]
@@ -39,10 +46,22 @@ def status_key(gateway_id: str) -> str:
 
 
 class PhysicalController:
-    def __init__(self, models: ModelService, store: Store, *, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self,
+        models: ModelService,
+        store: Store,
+        inventory: MacInventory,
+        *,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.models = models
         self.store = store
+        self.inventory = inventory
         self.tls = tls
+        self._configs: dict[str, GatewayConfig] = {}
+        self._moved: set[str] = set()
+        self._located_changed = asyncio.Event()
+        inventory.on_change = self._locations_changed
         self.agents: dict[str, VtepAgent] = {}
         self._task: asyncio.Task[None] | None = None
         self._dirty: dict[str, GatewayStatus] = {}
@@ -69,21 +88,55 @@ class PhysicalController:
             await agent.stop()
         self.agents.clear()
 
+    def _locations_changed(self, networks: set[str]) -> None:
+        self._moved |= networks
+        self._located_changed.set()
+
     async def _follow(self) -> None:
-        """Reconcile after every model change and whenever a switch reports its tunnel IP."""
+        """Everything after a model change or a switch reporting its tunnel IP; only the
+        networks whose locations changed after an inventory change."""
         seen = self.models.version
+        full = True
         while True:
             try:
-                await self._reconcile()
+                if full:
+                    self._moved.clear()
+                    await self._reconcile()
+                else:
+                    moved, self._moved = self._moved, set()
+                    await self._distribute(moved)
             except Exception:
                 log.exception("physical controller: reconcile failed")
             model = asyncio.ensure_future(self.models.wait_change(seen))
             learned = asyncio.ensure_future(self._learned_changed.wait())
-            await asyncio.wait({model, learned}, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in (model, learned):
+            located = asyncio.ensure_future(self._located_changed.wait())
+            await asyncio.wait({model, learned, located}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (model, learned, located):
                 waiter.cancel()
+            full = self.models.version != seen or self._learned_changed.is_set()
             self._learned_changed.clear()
+            self._located_changed.clear()
             seen = self.models.version
+
+    def _generation(self) -> int:
+        return max(self.models.catalog.fence_revision, self.inventory.revision)
+
+    async def _distribute(self, networks: set[str]) -> None:
+        """Only the changed networks, to only the gateways carrying them."""
+        async with self.models.reading():
+            updated = update_networks(
+                self.models.catalog,
+                self._configs,
+                networks,
+                self.inventory.located,
+                self.learned_ips(),
+            )
+            generation = self._generation()
+        for gid, config in updated.items():
+            self._configs[gid] = config
+            agent = self.agents.get(gid)
+            if agent is not None:
+                agent.set_desired(config, generation)
 
     async def _reconcile(self) -> None:
         async with self.models.reading():
@@ -91,8 +144,9 @@ class PhysicalController:
             gateways = {
                 g.id: g for g in catalog.objects["gateways"].values() if isinstance(g, Gateway)
             }
-            wanted = desired_configs(catalog, port_locations(catalog), self._learned_ips())
-            generation = catalog.fence_revision
+            wanted = desired_configs(catalog, self.inventory.located, self.learned_ips())
+            generation = self._generation()
+        self._configs = wanted
         for gid in [gid for gid in self.agents if gid not in gateways]:
             retired = self.agents.pop(gid)
             task = asyncio.get_running_loop().create_task(self._retire(gid, retired, generation))
@@ -105,13 +159,19 @@ class PhysicalController:
                 agent = None
             if agent is None:
                 agent = VtepAgent(
-                    gateway, on_status=functools.partial(self._status, gid), tls=self.tls
+                    gateway,
+                    on_status=functools.partial(self._status, gid),
+                    tls=self.tls,
+                    on_local_macs=functools.partial(self._collected, gateway.name),
                 )
                 self.agents[gid] = agent
                 agent.start()
             agent.set_desired(wanted[gid], generation)
 
-    def _learned_ips(self) -> dict[str, str]:
+    def _collected(self, gateway: str, macs: LocalMacs) -> None:
+        self.inventory.report(gateway, macs)
+
+    def learned_ips(self) -> dict[str, str]:
         return {
             agent.gateway.name: agent.status.switch_tunnel_ips[0]
             for agent in self.agents.values()

@@ -25,6 +25,7 @@ __all__ = [
     "ObservedSwitch",
     "RemoteMac",
     "SwitchView",
+    "local_macs",
     "observe",
     "refs_of",
 ]
@@ -195,6 +196,25 @@ def refs_of(
         str(row.get("name", "")): uuid for uuid, row in tables.get("Logical_Switch", {}).items()
     }
     return switches, locators, ports
+
+
+def local_macs(tables: Tables) -> dict[tuple[str, str], str | None]:
+    """What the switch learned: (logical switch name, MAC) -> IP (None when unknown), from
+    ``Ucast_Macs_Local``. MACs are lower-case; rows of unnamed logical switches are skipped.
+
+    ``Mcast_Macs_Local`` is not read here: its ``unknown-dst`` row only says the switch wants
+    a network's flooded traffic, which its bindings already say, and a multicast group has
+    many members, never the one location a claim names."""
+    names = {uuid: row.get("name") for uuid, row in tables.get("Logical_Switch", {}).items()}
+    learned: dict[tuple[str, str], str | None] = {}
+    for row in tables.get("Ucast_Macs_Local", {}).values():
+        name = names.get(_atom(row.get("logical_switch")))
+        mac = row.get("MAC")
+        if not name or not isinstance(mac, str):
+            continue
+        ip = row.get("ipaddr")
+        learned[(str(name), mac.lower())] = ip if isinstance(ip, str) and ip else None
+    return learned
 
 
 def observe(tables: Tables, physical_switch: str) -> SwitchView:
