@@ -30,6 +30,7 @@ def make_switch(
     *,
     state_consistent: bool = True,
     tls: OvsdbTls | None = None,
+    tunnel_ip: str = "192.0.2.21",
 ) -> OvsdbServer:
     """An ovsdb-server with the hardware_vtep schema (+ state_consistent) and one switch."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ def make_switch(
             "uuid-name": "sw",
             "row": {
                 "name": name,
-                "tunnel_ips": "192.0.2.21",
+                "tunnel_ips": tunnel_ip,
                 "ports": ["set", [["named-uuid", f"p{i}"] for i in range(len(ports))]],
             },
         }

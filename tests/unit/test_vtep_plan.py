@@ -138,6 +138,40 @@ def test_update_of_a_bound_switch_never_shows_a_mix(mode: Mode) -> None:
         assert all(s.name != "unbind" for s in stages)
 
 
+def test_bind_last_updates_in_place_what_fits_in_one_transaction() -> None:
+    """A MAC move is one row: one transaction is atomic, so the switch stays bound (no gap),
+    and small changes of several switches share transactions without splitting any."""
+    db = FakeVtepDb()
+    nets = [network(n, range(1, 6)) for n in range(1, 5)]
+    converge(db, config(*nets), "bind-last", max_rows=10)
+    moved = [network(n, range(1, 6), locator="192.0.2.13") for n in range(1, 4)]
+    moved = [
+        LogicalSwitchConfig(
+            m.name,
+            m.tunnel_key,
+            m.description,
+            {**old.remote_macs, **dict(list(m.remote_macs.items())[:2])},
+            old.flood_locators,
+            old.bindings,
+        )
+        for m, old in zip(moved, nets, strict=False)
+    ]
+    desired = config(*moved, nets[3])
+    allowed = {n.name: [n, *[m for m in moved if m.name == n.name]] for n in nets}
+
+    def never_unbound(db: FakeVtepDb, stage: Stage) -> None:
+        complete_only(allowed, "bind-last")(db, stage)
+        assert all(s.bindings for s in view_of(db).switches.values()), "a switch went dark"
+
+    stages = converge(db, desired, "bind-last", max_rows=10, check=never_unbound)
+    assert [s.name for s in stages] == ["update"]
+    # three switches x (2 moved MACs + 1 new locator, counted once each): 9 rows <= 10
+    assert len(stages[0].transactions) == 1
+    assert {n: applied(view_of(db), n) for n in desired.switches} == {
+        n: expected(s) for n, s in desired.switches.items()
+    }
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_teardown_unbinds_first_and_removes_everything_tether_owns(mode: Mode) -> None:
     db = FakeVtepDb()

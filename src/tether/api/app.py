@@ -89,7 +89,9 @@ def create_app(
         models: ModelService = request.app.state.models
         store = request.app.state.store
         async with models.reading():
-            return await _status(models, store)
+            answer = await _status(models, store)
+        answer["macs"] = _inventory_status(request.app.state.macs)
+        return answer
 
     return app
 
@@ -119,6 +121,19 @@ async def _status(models: ModelService, store: Any) -> dict[str, Any]:
         "objects": {kind: models.catalog.count(kind) for kind in models.catalog.objects},
         "gateways": sorted(gateways.values(), key=lambda g: str(g.get("gateway", ""))),
         "errors": errors,
+    }
+
+
+def _inventory_status(macs: MacInventory) -> dict[str, Any]:
+    counters = macs.counters()
+    return {
+        "revision": macs.revision,
+        "pending": macs.pending(),
+        "claims": counters.claims,
+        "located": sum(len(macs.located(n)) for n in list(macs.networks())),
+        "moves": counters.moves,
+        "conflicts": counters.conflicts,
+        "damped": counters.damped,
     }
 
 

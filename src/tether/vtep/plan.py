@@ -8,9 +8,12 @@ another call. The stages follow the patent's processes (US 12,388,743):
 
 ``bind-last`` (FIG. 5-6)
     1. unbind: bindings tether no longer wants (teardown unbinds first);
-    2. update: for each bound logical switch whose rows change, the patent's path — unbind;
-       its rows; rebind — each step confirmed before the next, one switch after the other,
-       so a switch is dark only while its own rows are written (the gap is measured);
+    2. update: a bound logical switch whose change fits in one transaction gets it in place
+       (one transaction is atomic: the switch never sees it half-written, and never goes
+       dark — a MAC move costs one row); one whose change spans several transactions takes
+       the patent's path — unbind; its rows; rebind — each step confirmed before the next,
+       one switch after the other, so a switch is dark only while its own rows are written
+       (the gap is measured);
     3. content: the rows (Logical_Switch, locators, Mcast/Ucast_Macs_Remote) of switches
        not yet bound, all together;
     4. bind: the ``vlan_bindings`` of logical switches whose rows are now complete;
@@ -391,9 +394,12 @@ def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> 
     if unbinds:
         return _stage("unbind", unbinds, view, max_rows, _names_of(unbinds, view))
     if updating:
-        return _stage(
-            "update", _update_pipelines(desired, view, changed, updating), view, max_rows, updating
-        )
+        in_place = [name for name in updating if _cost(changed[name], view) <= max_rows]
+        pipelined = [name for name in updating if name not in in_place]
+        steps = _packed([changed[name] for name in in_place], view, max_rows)
+        if pipelined:
+            steps += [BARRIER, *_update_pipelines(desired, view, changed, pipelined)]
+        return _stage("update", steps, view, max_rows, updating)
     if changed:
         ops: list[Op | Barrier] = [op for name in changed for op in changed[name]]
         return _stage("content", ops, view, max_rows, changed)
@@ -409,6 +415,28 @@ def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> 
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
+
+
+def _cost(ops: Sequence[Op], view: SwitchView) -> int:
+    """Rows a group of operations writes, counting each locator it needs that the switch
+    lacks (an upper bound: a locator shared with an earlier group is counted again)."""
+    fresh = {ip for op in ops for ip in op.locators() if ip not in view.locators}
+    return sum(op.rows for op in ops) + len(fresh)
+
+
+def _packed(groups: Sequence[Sequence[Op]], view: SwitchView, max_rows: int) -> list[Op | Barrier]:
+    """Groups that must each land in one transaction, packed into as few as possible: a
+    barrier before any group that would not fit in the current one."""
+    ops: list[Op | Barrier] = []
+    used = 0
+    for group in groups:
+        cost = _cost(group, view)
+        if used and used + cost > max_rows:
+            ops.append(BARRIER)
+            used = 0
+        ops += group
+        used += cost
+    return ops
 
 
 def _update_pipelines(
