@@ -266,15 +266,32 @@ def _remote_rows(
 ]:
     macs: dict[str, dict[str, ObservedMac]] = {}
     extra: dict[str, list[tuple[str, str]]] = {}
-    for uuid, row in sorted(tables.get("Ucast_Macs_Remote", {}).items()):
-        ls = _atom(row.get("logical_switch"))
-        mac = str(row.get("MAC", "")).lower()
-        seen = macs.setdefault(ls, {})
-        if mac in seen:  # a duplicate (e.g. from another writer): tether removes it
-            extra.setdefault(ls, []).append(("Ucast_Macs_Remote", uuid))
+    # Rows in any order (no sort: this runs on every update of every switch); of duplicate
+    # rows for one MAC the lowest uuid is kept, so the answer does not depend on the order.
+    for uuid, row in tables.get("Ucast_Macs_Remote", {}).items():
+        ls = row.get("logical_switch")
+        if type(ls) is not str:
+            ls = _atom(ls)
+        mac = row.get("MAC", "")
+        mac = mac.lower() if type(mac) is str else ""
+        locator = row.get("locator")
+        if type(locator) is not str:
+            locator = _atom(locator)
+        ip = row.get("ipaddr", "")
+        observed = ObservedMac(uuid, locator_ip.get(locator, ""), ip if type(ip) is str else "")
+        seen = macs.get(ls)
+        if seen is None:
+            seen = macs[ls] = {}
+        kept = seen.get(mac)
+        if kept is None:
+            seen[mac] = observed
             continue
-        locator = locator_ip.get(_atom(row.get("locator")), "")
-        seen[mac] = ObservedMac(uuid, locator, str(row.get("ipaddr", "")))
+        # a duplicate (e.g. from another writer): tether removes it
+        if uuid < kept.uuid:
+            seen[mac], observed = observed, kept
+        extra.setdefault(ls, []).append(("Ucast_Macs_Remote", observed.uuid))
+    for rows in extra.values():
+        rows.sort()
     sets = {
         uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators")))
         for uuid, row in tables.get("Physical_Locator_Set", {}).items()
