@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from tether.cli.client import DEFAULT_URL, ApiError, Client, segment
+from tether.cli.macs import mac_app
 from tether.cli.output import (
     Cell,
     by_name,
@@ -932,6 +933,7 @@ def status(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     counts = sorted(answer.get("objects", {}).items())
     print_table(["KIND", "COUNT"], [[kind, str(n)] for kind, n in counts], title="objects")
     _print_gateways(answer.get("gateways", []))
+    _print_macs(answer.get("macs"))
     _print_errors(answer.get("errors", []))
 
 
@@ -954,6 +956,16 @@ def _print_gateways(gateways: Sequence[Obj]) -> None:
     print_table([*header, "LAST ERROR"], rows, title="gateways")
 
 
+def _print_macs(macs: Obj | None) -> None:
+    if not macs:
+        return
+    print_line(
+        f"MAC inventory: {macs['located']} located, {macs['claims']} claims, "
+        f"{macs['moves']} moves, {macs['conflicts']} conflicts, {macs['damped']} damped, "
+        f"{macs['pending']} waiting (claims read to revision {macs['revision']})"
+    )
+
+
 def _print_errors(errors: Sequence[Obj]) -> None:
     if not errors:
         print_line("objects in error: none")
@@ -972,4 +984,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(chassis_app, name="chassis", no_args_is_help=True)
     app.add_typer(gateway_app, name="gateway", no_args_is_help=True)
     app.add_typer(router_app, name="router", no_args_is_help=True)
+    app.add_typer(mac_app, name="mac", no_args_is_help=True)
     app.command("status")(status)
