@@ -26,7 +26,7 @@ from typing import cast
 from tether.lab.asic import MemoryAsic
 from tether.lab.switch_agent import Decision, decide
 from tether.ovsdb import Client, ClientOptions, LockEventKind, Monitor, OvsdbError
-from tether.vtep.state import DATABASE, TABLES, Tables, observe
+from tether.vtep.state import DATABASE, TABLES, ObserveCache, Tables, observe
 
 __all__ = ["DB", "MONITORED_TABLES", "SwitchAgent"]
 
@@ -66,6 +66,7 @@ class SwitchAgent:
         self._fresh: dict[str, int] = {}
         self._locked_count = 0
         self._decision: Decision | None = None
+        self._observed = ObserveCache()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -172,7 +173,7 @@ class SwitchAgent:
         did = await self._confirm_locks()
         held = {name for name in self._confirmed if client.holds_lock(name)}
         # observe() reads the replica's decoded rows as they are: no copy per pass
-        view = observe(cast(Tables, monitor.replica.tables), self.physical_switch)
+        view = observe(cast(Tables, monitor.replica.tables), self.physical_switch, self._observed)
         decision = decide(view, programmed=self.asic.tables, held=held, requested=self._requested)
         self._decision = decision
         now = self._clock()

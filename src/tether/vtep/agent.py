@@ -37,6 +37,7 @@ from tether.vtep.state import (
     DATABASE,
     TABLES,
     GatewayConfig,
+    ObserveCache,
     Tables,
     local_macs,
     observe,
@@ -132,6 +133,7 @@ class VtepAgent:
         self._held: set[str] = set()
         self._client_ref: Client | None = None
         self._monitor_ref: Monitor | None = None
+        self._observed = ObserveCache()
 
     # -- control ----------------------------------------------------------------------------
 
@@ -279,7 +281,7 @@ class VtepAgent:
     def _next_stage(self, monitor: Monitor, desired: GatewayConfig) -> tuple[Stage | None, str]:
         """The next stage, and a problem to report even when everything else converges."""
         tables = _tables(monitor)
-        view = observe(tables, self.gateway.physical_switch)
+        view = observe(tables, self.gateway.physical_switch, self._observed)
         counts = {table: len(tables[table]) for table in TABLES}
         self._report(
             bound_ports=tuple(sorted({p for p, _ in view.bindings})),

@@ -21,6 +21,7 @@ __all__ = [
     "UNKNOWN_DST",
     "GatewayConfig",
     "LogicalSwitchConfig",
+    "ObserveCache",
     "ObservedMac",
     "ObservedSwitch",
     "RemoteMac",
@@ -217,8 +218,9 @@ def local_macs(tables: Tables) -> dict[tuple[str, str], str | None]:
     return learned
 
 
-def observe(tables: Tables, physical_switch: str) -> SwitchView:
-    """Read tether's part of a ``hardware_vtep`` database."""
+def observe(tables: Tables, physical_switch: str, cache: ObserveCache | None = None) -> SwitchView:
+    """Read tether's part of a ``hardware_vtep`` database; with a ``cache`` of the previous
+    call on the same replica, rereading only the remote MAC rows that changed."""
     locator_ip, plain_locators = _locator_ips(tables)
     found, ports, tunnel_ips = _our_ports(tables, physical_switch)
     port_names = {uuid: name for name, uuid in ports.items()}
@@ -237,7 +239,7 @@ def observe(tables: Tables, physical_switch: str) -> SwitchView:
         for table in ("Ucast_Macs_Local", "Mcast_Macs_Local")
         for row in tables.get(table, {}).values()
     }
-    macs, unknown, extra = _remote_rows(tables, locator_ip)
+    macs, unknown, extra = _remote_rows(tables, locator_ip, cache)
     switches = {}
     for uuid, row in tables.get("Logical_Switch", {}).items():
         name = str(row.get("name", ""))
@@ -257,41 +259,113 @@ def observe(tables: Tables, physical_switch: str) -> SwitchView:
     return SwitchView(switches, ports, bindings, plain_locators, found, tunnel_ips)
 
 
+class ObserveCache:
+    """What :func:`observe` read of ``Ucast_Macs_Remote`` last time, to reread only what
+    changed.
+
+    The replica replaces a row object whenever the row changes (tether's OVSDB replica does;
+    so must any caller passing a cache), so a row seen before *as the same object* reads the
+    same. A pass then costs one identity check per row plus the work on the changed rows —
+    on a switch holding thousands of remote MACs, a MAC move no longer rereads them all.
+    The ``remote_macs`` mappings of a view built with a cache are updated in place by the
+    next :func:`observe` with the same cache: use a view before observing again.
+    """
+
+    __slots__ = ("_dups", "_groups", "_keys", "_locators", "_macs", "_rows")
+
+    def __init__(self) -> None:
+        self._reset({})
+
+    def _reset(self, locator_ip: Mapping[str, str]) -> None:
+        self._rows: dict[str, Row] = {}
+        self._keys: dict[str, tuple[str, str]] = {}
+        """uuid -> (logical switch uuid, MAC)."""
+        self._groups: dict[tuple[str, str], dict[str, ObservedMac]] = {}
+        """(logical switch, MAC) -> every row for it (more than one: duplicates)."""
+        self._dups: set[tuple[str, str]] = set()
+        self._macs: dict[str, dict[str, ObservedMac]] = {}
+        self._locators: Mapping[str, str] = dict(locator_ip)
+
+    def read(
+        self, rows: Mapping[str, Row], locator_ip: Mapping[str, str]
+    ) -> tuple[dict[str, dict[str, ObservedMac]], dict[str, list[tuple[str, str]]]]:
+        if locator_ip != self._locators:  # a locator changed: every row may read otherwise
+            self._reset(locator_ip)
+        seen = self._rows
+        changed = [(uuid, row) for uuid, row in rows.items() if seen.get(uuid) is not row]
+        fresh = sum(1 for uuid, _ in changed if uuid not in seen)
+        if len(seen) + fresh > len(rows):  # rows were deleted
+            for uuid in [uuid for uuid in seen if uuid not in rows]:
+                self._forget(uuid)
+        for uuid, row in changed:
+            if uuid in seen:
+                self._forget(uuid)
+            self._learn(uuid, row)
+        extra: dict[str, list[tuple[str, str]]] = {}
+        for key in self._dups:
+            group = self._groups[key]
+            keeper = min(group)
+            extra.setdefault(key[0], []).extend(
+                ("Ucast_Macs_Remote", uuid) for uuid in sorted(group) if uuid != keeper
+            )
+        return self._macs, extra
+
+    def _learn(self, uuid: str, row: Row) -> None:
+        ls, mac, observed = _read_remote(uuid, row, self._locators)
+        self._rows[uuid] = row
+        key = (ls, mac)
+        self._keys[uuid] = key
+        group = self._groups.setdefault(key, {})
+        group[uuid] = observed
+        if len(group) > 1:
+            self._dups.add(key)
+        self._keep(key, group)
+
+    def _forget(self, uuid: str) -> None:
+        del self._rows[uuid]
+        key = self._keys.pop(uuid)
+        group = self._groups[key]
+        del group[uuid]
+        if len(group) < 2:
+            self._dups.discard(key)
+        if group:
+            self._keep(key, group)
+        else:
+            del self._groups[key]
+            macs = self._macs[key[0]]
+            del macs[key[1]]
+            if not macs:
+                del self._macs[key[0]]
+
+    def _keep(self, key: tuple[str, str], group: dict[str, ObservedMac]) -> None:
+        """Of duplicate rows for one MAC the lowest uuid is kept (any order reads alike)."""
+        self._macs.setdefault(key[0], {})[key[1]] = group[min(group)]
+
+
+def _read_remote(
+    uuid: str, row: Row, locator_ip: Mapping[str, str]
+) -> tuple[str, str, ObservedMac]:
+    ls = row.get("logical_switch")
+    if type(ls) is not str:
+        ls = _atom(ls)
+    mac = row.get("MAC", "")
+    mac = mac.lower() if type(mac) is str else ""
+    locator = row.get("locator")
+    if type(locator) is not str:
+        locator = _atom(locator)
+    ip = row.get("ipaddr", "")
+    observed = ObservedMac(uuid, locator_ip.get(locator, ""), ip if type(ip) is str else "")
+    return str(ls), mac, observed
+
+
 def _remote_rows(
-    tables: Tables, locator_ip: Mapping[str, str]
+    tables: Tables, locator_ip: Mapping[str, str], cache: ObserveCache | None = None
 ) -> tuple[
     dict[str, dict[str, ObservedMac]],
     dict[str, tuple[str, frozenset[str]]],
     dict[str, list[tuple[str, str]]],
 ]:
-    macs: dict[str, dict[str, ObservedMac]] = {}
-    extra: dict[str, list[tuple[str, str]]] = {}
-    # Rows in any order (no sort: this runs on every update of every switch); of duplicate
-    # rows for one MAC the lowest uuid is kept, so the answer does not depend on the order.
-    for uuid, row in tables.get("Ucast_Macs_Remote", {}).items():
-        ls = row.get("logical_switch")
-        if type(ls) is not str:
-            ls = _atom(ls)
-        mac = row.get("MAC", "")
-        mac = mac.lower() if type(mac) is str else ""
-        locator = row.get("locator")
-        if type(locator) is not str:
-            locator = _atom(locator)
-        ip = row.get("ipaddr", "")
-        observed = ObservedMac(uuid, locator_ip.get(locator, ""), ip if type(ip) is str else "")
-        seen = macs.get(ls)
-        if seen is None:
-            seen = macs[ls] = {}
-        kept = seen.get(mac)
-        if kept is None:
-            seen[mac] = observed
-            continue
-        # a duplicate (e.g. from another writer): tether removes it
-        if uuid < kept.uuid:
-            seen[mac], observed = observed, kept
-        extra.setdefault(ls, []).append(("Ucast_Macs_Remote", observed.uuid))
-    for rows in extra.values():
-        rows.sort()
+    macs, extra = (cache or ObserveCache()).read(tables.get("Ucast_Macs_Remote", {}), locator_ip)
     sets = {
         uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators")))
         for uuid, row in tables.get("Physical_Locator_Set", {}).items()
