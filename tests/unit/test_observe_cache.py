@@ -28,6 +28,10 @@ step = st.one_of(
 )
 
 
+FLOOD_SET = {"locators": frozenset(LOCATORS)}
+FLOOD_ROW = {"MAC": "unknown-dst", "logical_switch": "ls1", "locator_set": "s1"}
+
+
 def _tables(remote: dict[str, Any], locators: dict[str, Any]) -> dict[str, Any]:
     return {
         "Logical_Switch": {
@@ -35,6 +39,8 @@ def _tables(remote: dict[str, Any], locators: dict[str, Any]) -> dict[str, Any]:
         },
         "Ucast_Macs_Remote": dict(remote),
         "Physical_Locator": dict(locators),
+        "Physical_Locator_Set": {"s1": FLOOD_SET},
+        "Mcast_Macs_Remote": {"m1": FLOOD_ROW},
     }
 
 
@@ -64,6 +70,9 @@ def test_a_cached_observe_reads_what_a_fresh_one_reads(steps: list[Any]) -> None
                     want[row["MAC"]] = (uuid, locators[row["locator"]]["dst_ip"], row["ipaddr"])
             have = cached.switches[f"net-{ls}"].remote_macs
             assert {m: (o.uuid, o.locator, o.ip) for m, o in have.items()} == want
+        flood = {locators[name]["dst_ip"] for name in LOCATORS}
+        assert cached.switches["net-ls1"].unknown_dst == ("m1", frozenset(flood))
+        assert cached.locators == fresh.locators
         for name in fresh.switches:
             assert dict(cached.switches[name].remote_macs) == dict(fresh.switches[name].remote_macs)
             assert sorted(cached.switches[name].extra_remote_rows) == sorted(

@@ -67,6 +67,7 @@ class SwitchAgent:
         self._locked_count = 0
         self._decision: Decision | None = None
         self._observed = ObserveCache()
+        self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -100,6 +101,9 @@ class SwitchAgent:
         self._wake.set()
 
     async def stop(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -120,6 +124,7 @@ class SwitchAgent:
                 while self._passes_done < target:
                     await self._pass_done.wait()
                 if not self._last_changed and not self._fresh:
+                    self.asic.flush_files()
                     return
 
     async def _reconnected(self) -> None:
@@ -181,6 +186,7 @@ class SwitchAgent:
             log.debug(
                 "switch %s: programmed %s: %s", self.physical_switch, entry.switch, entry.state
             )
+        self._schedule_flush()
         for name in decision.unlock:
             self._requested.discard(name)
             self._confirmed.discard(name)
@@ -189,6 +195,16 @@ class SwitchAgent:
             self._requested.add(name)
             await client.lock(name)  # a LOCKED event follows when it is ours
         return did or not decision.is_empty
+
+    def _schedule_flush(self) -> None:
+        """A state file left pending (the ASIC's state interval) is written when it is due."""
+        if self.asic.files_pending and self._flush_handle is None:
+            interval = self.asic.state_interval
+            self._flush_handle = asyncio.get_running_loop().call_later(interval, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self.asic.flush_files()
 
     async def _confirm_locks(self) -> bool:
         """Echo once per batch of new ``locked``: the replica is then as of the unlock."""

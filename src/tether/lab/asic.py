@@ -98,5 +98,22 @@ class MemoryAsic:
                 self._on_change(self.tables)
         return entries
 
+    @property
+    def state_interval(self) -> float:
+        return self._files.state_interval if self._files is not None else 0.0
+
+    @property
+    def files_pending(self) -> bool:
+        """The state file lags a change (see :class:`~tether.lab.records.AsicFiles`)."""
+        return self._files is not None and self._files.pending
+
+    def flush_files(self) -> None:
+        if self._files is not None:
+            self._files.flush()
+
+    def close_files(self) -> None:
+        if self._files is not None:
+            self._files.close()
+
     def lookup(self, *, port: str, vlan: int, mac: str) -> Verdict:
         return lookup(self._tables, port=port, vlan=vlan, mac=mac)

@@ -73,6 +73,7 @@ class EmulatedSwitch:
         underlay: str = DEFAULT_UNDERLAY,
         underlay_prefix: int = 24,
         mac_age: int = 300,
+        state_interval: float = 0.0,
     ) -> None:
         if asic not in ASIC_KINDS:
             raise LabError(f"unknown ASIC {asic!r} (memory or ovs)")
@@ -95,7 +96,8 @@ class EmulatedSwitch:
                 mac_age=mac_age,
             )
         hook = self._programmed if self.datapath is not None else None
-        self.asic = MemoryAsic(AsicFiles(directory, name), on_change=hook)
+        files = AsicFiles(directory, name, state_interval=state_interval)
+        self.asic = MemoryAsic(files, on_change=hook)
         self._clock = clock
         self._agent: SwitchAgent | None = None
         self._local_macs: LocalMacWriter | None = None
@@ -228,6 +230,7 @@ class EmulatedSwitch:
             await writer.stop()
         if self.datapath is not None:
             await self.datapath.stop()
+        self.asic.close_files()
         await self.server.stop()
 
 

@@ -11,9 +11,9 @@ which logical switches the switch still uses (they hold strong references to the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 __all__ = [
     "DATABASE",
@@ -30,6 +30,8 @@ __all__ = [
     "observe",
     "refs_of",
 ]
+
+T = TypeVar("T")
 
 UNKNOWN_DST = "unknown-dst"
 """The ``Mcast_Macs_Remote`` MAC that says where broadcast and unknown traffic goes."""
@@ -271,10 +273,25 @@ class ObserveCache:
     next :func:`observe` with the same cache: use a view before observing again.
     """
 
-    __slots__ = ("_dups", "_groups", "_keys", "_locators", "_macs", "_rows")
+    __slots__ = ("_derived", "_dups", "_groups", "_keys", "_locators", "_macs", "_rows")
 
     def __init__(self) -> None:
+        self._derived: dict[str, tuple[Mapping[str, Row], Any]] = {}
         self._reset({})
+
+    def derived(self, table: str, rows: Mapping[str, Row], compute: Callable[[], T]) -> T:
+        """``compute()``, reused while ``rows`` holds the same row objects as last time (for
+        small tables read whole on every pass: locators, locator sets)."""
+        last = self._derived.get(table)
+        if (
+            last is not None
+            and len(last[0]) == len(rows)
+            and all(last[0].get(uuid) is row for uuid, row in rows.items())
+        ):
+            return cast(T, last[1])
+        value = compute()
+        self._derived[table] = (dict(rows), value)
+        return value
 
     def _reset(self, locator_ip: Mapping[str, str]) -> None:
         self._rows: dict[str, Row] = {}
@@ -366,10 +383,20 @@ def _remote_rows(
     dict[str, list[tuple[str, str]]],
 ]:
     macs, extra = (cache or ObserveCache()).read(tables.get("Ucast_Macs_Remote", {}), locator_ip)
-    sets = {
-        uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators")))
-        for uuid, row in tables.get("Physical_Locator_Set", {}).items()
-    }
+    set_rows = tables.get("Physical_Locator_Set", {})
+
+    def read_sets() -> dict[str, frozenset[str]]:
+        return {
+            uuid: frozenset(locator_ip.get(u, "") for u in _set(row.get("locators")))
+            for uuid, row in set_rows.items()
+        }
+
+    # the sets read through the locators: reused only while those are the same too
+    sets = (
+        read_sets()
+        if cache is None
+        else cache.derived("Physical_Locator_Set", {**set_rows, "": locator_ip}, read_sets)
+    )
     unknown: dict[str, tuple[str, frozenset[str]]] = {}
     for uuid, row in sorted(tables.get("Mcast_Macs_Remote", {}).items()):
         ls = _atom(row.get("logical_switch"))
