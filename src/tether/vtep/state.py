@@ -223,7 +223,12 @@ def local_macs(tables: Tables) -> dict[tuple[str, str], str | None]:
 def observe(tables: Tables, physical_switch: str, cache: ObserveCache | None = None) -> SwitchView:
     """Read tether's part of a ``hardware_vtep`` database; with a ``cache`` of the previous
     call on the same replica, rereading only the remote MAC rows that changed."""
-    locator_ip, plain_locators = _locator_ips(tables)
+    if cache is None:
+        locator_ip, plain_locators = _locator_ips(tables)
+    else:
+        locator_ip, plain_locators = cache.derived(
+            "Physical_Locator", tables.get("Physical_Locator", {}), lambda: _locator_ips(tables)
+        )
     found, ports, tunnel_ips = _our_ports(tables, physical_switch)
     port_names = {uuid: name for name, uuid in ports.items()}
     bindings: dict[tuple[str, int], str] = {}
