@@ -28,6 +28,7 @@ bench: deps
 	$(PY) benchmarks/api_bulk.py
 	$(PY) benchmarks/ovsdb_transact.py
 	$(PY) benchmarks/vtep_push.py
+	$(PY) benchmarks/mac_inventory.py
 
 deps: debs venv
 

@@ -299,7 +299,9 @@ class VtepAgent:
             await client.steal(lock)
             self._held.add(lock)
         for transaction in stage.transactions:
-            switches, locators, ports = refs_of(_tables(monitor), self.gateway.physical_switch)
+            switches, locators, ports = refs_of(
+                _tables(monitor), self.gateway.physical_switch, self._observed
+            )
             ops = encode(transaction, Refs(switches, locators, ports))
             results = await client.transact(DATABASE, ops, timeout=TRANSACT_SECONDS)
             await _seen_by_replica(monitor, ops, results)

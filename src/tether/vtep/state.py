@@ -172,6 +172,13 @@ def _locator_ips(tables: Tables) -> tuple[dict[str, str], dict[str, str]]:
     return by_uuid, plain
 
 
+def _locators(tables: Tables, cache: ObserveCache | None) -> tuple[dict[str, str], dict[str, str]]:
+    if cache is None:
+        return _locator_ips(tables)
+    rows = tables.get("Physical_Locator", {})
+    return cache.derived("Physical_Locator", rows, lambda: _locator_ips(tables))
+
+
 def _our_ports(
     tables: Tables, physical_switch: str
 ) -> tuple[bool, dict[str, str], tuple[str, ...]]:
@@ -189,11 +196,11 @@ def _our_ports(
 
 
 def refs_of(
-    tables: Tables, physical_switch: str
+    tables: Tables, physical_switch: str, cache: ObserveCache | None = None
 ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """(logical switch name -> uuid, tunnel IP -> locator uuid, port name -> uuid): what the
     encoder needs, without reading the MAC tables (cheap between two transactions)."""
-    _, locators = _locator_ips(tables)
+    _, locators = _locators(tables, cache)
     _, ports, _ = _our_ports(tables, physical_switch)
     switches = {
         str(row.get("name", "")): uuid for uuid, row in tables.get("Logical_Switch", {}).items()
@@ -223,12 +230,7 @@ def local_macs(tables: Tables) -> dict[tuple[str, str], str | None]:
 def observe(tables: Tables, physical_switch: str, cache: ObserveCache | None = None) -> SwitchView:
     """Read tether's part of a ``hardware_vtep`` database; with a ``cache`` of the previous
     call on the same replica, rereading only the remote MAC rows that changed."""
-    if cache is None:
-        locator_ip, plain_locators = _locator_ips(tables)
-    else:
-        locator_ip, plain_locators = cache.derived(
-            "Physical_Locator", tables.get("Physical_Locator", {}), lambda: _locator_ips(tables)
-        )
+    locator_ip, plain_locators = _locators(tables, cache)
     found, ports, tunnel_ips = _our_ports(tables, physical_switch)
     port_names = {uuid: name for name, uuid in ports.items()}
     bindings: dict[tuple[str, int], str] = {}
