@@ -56,3 +56,67 @@ async def test_two_controllers_never_share_a_vni_or_a_name(etcd_server: EtcdServ
             await service.stop()
         for store in stores:
             await store.close()
+
+
+async def test_two_controllers_and_a_late_one_locate_every_mac_alike(
+    etcd_server: EtcdServer,
+) -> None:
+    """Claims ordered by store revision: controllers that saw them arrive in different
+    batches — and one that only reads them afterwards — reach the same locations."""
+    from tether.model.resources import ChassisCreate, GatewayCreate
+    from tether.service.inventory import InventorySettings, MacInventory
+
+    stores = [await open_store(etcd_server.url) for _ in range(3)]
+    await stores[0].delete("", prefix=True)
+    services = [ModelService(store, RandomIds()) for store in stores]
+    await services[0].start()
+    await services[1].start()
+    network, _ = await services[0].write(lambda r: r.create_network(NetworkCreate(name="web")))
+    for i in range(3):
+        spec = ChassisCreate(name=f"hv{i}", tunnel_ip=f"192.0.2.{10 + i}")
+        await services[0].write(lambda r, s=spec: r.create_chassis(s))
+    for i in range(2):
+        gateway = GatewayCreate(
+            name=f"tor{i}", ovsdb="tcp:127.0.0.1:1", ha_group="pair", priority=100 + i
+        )
+        await services[1].write(lambda r, g=gateway: r.create_gateway(g))
+    inventories = [MacInventory(services[i], stores[i], InventorySettings()) for i in range(2)]
+    for inventory in inventories:
+        await inventory.start()
+    devices = ["hv0", "hv1", "hv2", "tor0", "tor1"]
+    try:
+        writes = []
+        for m in range(40):
+            mac = f"02:00:00:00:00:{m:02x}"
+            for k in range(1 + m % 3):
+                device = devices[(m + k * 2) % len(devices)]
+                role = "slave" if (m + k) % 4 == 0 else "master"
+                writer = inventories[(m + k) % 2]
+                writes.append(writer.put_claim(device, network.id, mac, role, None))
+        await asyncio.gather(*writes)
+        for m in range(0, 40, 5):  # some claims withdrawn again
+            await inventories[m % 2].delete_claim(
+                devices[m % len(devices)], network.id, f"02:00:00:00:00:{m:02x}"
+            )
+        revision = await stores[0].revision()
+        for inventory in inventories:
+            await inventory.wait_revision(revision)
+        await asyncio.sleep(0.2)
+        located = [inventory.entries() for inventory in inventories]
+        assert located[0] == located[1]
+        # a MAC loses its location only if the withdrawn claim was its only one
+        assert len(located[0]) == 40 - sum(1 for m in range(0, 40, 5) if m % 3 == 0)
+        # a controller started now reads the same claims from a listing
+        await services[2].start()
+        late = MacInventory(services[2], stores[2], InventorySettings())
+        await late.start()
+        await asyncio.sleep(0.2)
+        assert late.entries() == located[0]
+        await late.stop()
+    finally:
+        for inventory in inventories:
+            await inventory.stop()
+        for service in services:
+            await service.stop()
+        for store in stores:
+            await store.close()
