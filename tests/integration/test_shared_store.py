@@ -120,3 +120,37 @@ async def test_two_controllers_and_a_late_one_locate_every_mac_alike(
             await service.stop()
         for store in stores:
             await store.close()
+
+
+async def test_claims_that_arrive_before_their_device_wait_for_it(
+    etcd_server: EtcdServer,
+) -> None:
+    """Another controller created a gateway and collected its MACs; this controller's model
+    has not seen the gateway yet: the claims wait instead of being lost."""
+    from tether.model.resources import GatewayCreate
+    from tether.service.inventory import InventorySettings, MacInventory, claim_key
+
+    store = await open_store(etcd_server.url)
+    await store.delete("", prefix=True)
+    service = ModelService(store, RandomIds())
+    await service.start()
+    network, _ = await service.write(lambda r: r.create_network(NetworkCreate(name="web")))
+    inventory = MacInventory(service, store, InventorySettings())
+    await inventory.start()
+    try:
+        mac = "02:00:00:00:00:99"
+        value = b'{"role": "master", "ip": null, "source": "switch"}'
+        revision = await store.put(claim_key("tor9", network.id, mac), value)
+        await inventory.wait_revision(revision)
+        assert inventory.entries() == [], "no such device yet"
+        spec = GatewayCreate(name="tor9", ovsdb="tcp:127.0.0.1:1")
+        await service.write(lambda r: r.create_gateway(spec))
+        for _ in range(100):
+            if inventory.entries():
+                break
+            await asyncio.sleep(0.02)
+        assert [(m, where.device) for _, m, where in inventory.entries()] == [(mac, "tor9")]
+    finally:
+        await inventory.stop()
+        await service.stop()
+        await store.close()

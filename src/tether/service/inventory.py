@@ -144,6 +144,8 @@ class MacInventory:
         self._report_wake: dict[str, asyncio.Event] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._written: dict[str, dict[tuple[str, str], bytes]] = {}
+        self._strangers: dict[DeviceName, list[ClaimRow]] = {}
+        """Claims of devices not (yet) in the model, by device."""
         self._revision = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -369,6 +371,7 @@ class MacInventory:
         chassis = [c for c in catalog.objects["chassis"].values() if isinstance(c, Chassis)]
         devices = {DeviceName(g.name) for g in gateways} | {DeviceName(c.name) for c in chassis}
         removed = self._devices - devices
+        added = devices - self._devices
         self._devices = devices
         groups = {DeviceName(g.name): g.ha_group for g in gateways if g.ha_group}
         priorities = {DeviceName(g.name): g.priority for g in gateways}
@@ -379,6 +382,8 @@ class MacInventory:
                 for key, claims in self._own.items()
                 if (row := claims.get(device)) is not None and row[4] != WITHDRAWN
             ]
+        for device in added:
+            rows += self._strangers.pop(device, [])
         rows += self._port_changes(catalog.objects["ports"].values(), catalog.mod_revisions)
         regroup = groups != self._groups
         if regroup:
@@ -434,7 +439,7 @@ class MacInventory:
         rows: list[ClaimRow] = []
         for kv in puts:
             parsed = parse_claim_key(kv.key)
-            if parsed is None or parsed[0] not in self._devices:
+            if parsed is None:
                 continue
             device, network, mac = parsed
             try:
@@ -451,18 +456,34 @@ class MacInventory:
                 continue
             device, network, mac = parsed
             rows.append((network, mac, device, Revision(kv.mod_revision), WITHDRAWN, None))
-        if rows:
-            self._ingest(rows, Revision(revision), self._clock())
+        known = [row for row in rows if row[2] in self._devices]
+        for row in rows:
+            if row[2] not in self._devices:
+                # a device this controller's model has not seen yet (another controller
+                # created it and its switch reported at once): held until it appears; its
+                # withdrawals only cancel what is held (a deleted device's last deletes)
+                held = [r for r in self._strangers.pop(row[2], []) if r[:2] != row[:2]]
+                if row[4] != WITHDRAWN:
+                    held.append(row)
+                if held:
+                    self._strangers[row[2]] = held
+        if known:
+            self._ingest(known, Revision(revision), self._clock())
 
     async def _forget_strangers(self, kvs: Iterable[KeyValue]) -> None:
         """Remove the stored claims of devices that no longer exist (deleted while no
-        controller ran)."""
+        controller ran): claims no newer than the model read at start, whose device that
+        model does not have. Newer ones may belong to a device created since; they wait."""
+        fence = self.models.catalog.fence_revision
         strangers = {
             parsed[0]
             for kv in kvs
-            if (parsed := parse_claim_key(kv.key)) and parsed[0] not in self._devices
+            if (parsed := parse_claim_key(kv.key))
+            and parsed[0] not in self._devices
+            and kv.mod_revision <= fence
         }
         for device in strangers:
+            self._strangers.pop(device, None)
             with contextlib.suppress(StoreError):
                 await self.store.delete(f"{CLAIMS_PREFIX}{device}/", prefix=True)
 
@@ -536,8 +557,7 @@ class MacInventory:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
             now = self._clock()
             self._flush(self._batcher.due(now), now)
-            if self.reconciler.counters().damped:
-                self._publish(self.reconciler.tick(now), now)
+            self._publish(self.reconciler.tick(now), now)
             if now - compacted > COMPACT_SECONDS and not self._batcher.pending():
                 self.reconciler.compact(Revision(self._revision))
                 compacted = now
