@@ -91,6 +91,11 @@ def test_bad_mac_requests_are_refused_with_the_field_named(run: Run, http: httpx
         json={"device": "hv1", "network": "web", "mac": "02:00:00:00:01:01", "role": "boss"},
     )
     assert reply.status_code == 400 and reply.json()["error"]["field"] == "role"
+    reply = http.post(
+        "/v1/macs/claims",
+        json={"device": "hv1", "network": "web", "mac": "02:00:00:00:01:01", "ip": "10.9.9.9"},
+    )
+    assert reply.status_code == 400 and reply.json()["error"]["field"] == "ip"
     assert http.get("/v1/macs", params={"network": "nope"}).status_code == 404
     assert http.get("/v1/macs/zz").status_code == 400
     assert http.get("/v1/macs").json() == before, "nothing was stored by refused requests"

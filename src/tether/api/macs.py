@@ -174,18 +174,12 @@ def _explained(
 async def put_claim(request: Request, body: MacClaimCreate) -> ClaimRecorded:
     models, inventory, _ = _parts(request)
     async with models.reading():
-        network_id = _network_id(models, body.network, body.tenant)
-        assert network_id is not None
-        catalog = models.catalog
-        if not any(
-            catalog.holder("name", kind, "", body.device) for kind in ("gateways", "chassis")
-        ):
-            raise NotFoundError(f"no gateway or chassis is named {body.device!r}", "device")
-    revision = await inventory.put_claim(body.device, network_id, body.mac, body.role, body.ip)
+        network = models.rules.check_mac_claim(body)
+    revision = await inventory.put_claim(body.device, network.id, body.mac, body.role, body.ip)
     await inventory.wait_revision(revision)
     return ClaimRecorded(
         device=body.device,
-        network=network_id,
+        network=network.id,
         mac=body.mac,
         role=body.role,
         ip=body.ip,
@@ -204,4 +198,5 @@ async def delete_claim(
         assert network_id is not None
     if not await inventory.delete_claim(device, network_id, wanted):
         raise NotFoundError(f"{device} has no claim on {wanted} in network {network}", "mac")
+    await inventory.wait_revision(await inventory.store.revision())
     return {"deleted": {"device": device, "network": network_id, "mac": wanted}}

@@ -16,9 +16,12 @@ late delete from the old master turns its claim back into a slave claim (the oth
 still claims master) and changes nothing.
 
 :func:`effective_claims` turns one MAC's own claims into the claims the reconciler weighs;
-:func:`changed_rows` says which of those differ from what it was given before. Derived rows
-carry the revision of the event that made them (the caller's ``revision``), which is never
-older than the claims they derive from, so the reconciler's merge by revision accepts them.
+:func:`changed_rows` says which of those differ from what it was given before. A derived
+slave claim carries the revision of the master claim it stands by; a withdrawal the
+revision of the event that caused it (never older than the row it withdraws). The caller
+feeds these rows as already ordered (``Reconciler.apply_rows(..., ordered=True)``): the
+model and the claims arrive through two watches that do not run in step, so a derived row
+must not be refused for a revision older than the row it replaces.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ def effective_claims(
     own: Mapping[DeviceName, ClaimRow],
     groups: Groups,
     members: Mapping[str, tuple[DeviceName, ...]],
-    revision: Revision,
 ) -> dict[DeviceName, ClaimRow]:
     """One MAC's claims as the reconciler should see them: ``own`` (device -> its latest own
     claim, withdrawn ones included) plus the slave claims HA groups derive from masters.
@@ -61,7 +63,7 @@ def effective_claims(
     for group, master in newest_master.items():
         for member in members.get(group, ()):
             if member not in effective:
-                effective[member] = (master[0], master[1], member, revision, SLAVE, master[5])
+                effective[member] = (master[0], master[1], member, master[3], SLAVE, master[5])
     return effective
 
 
@@ -71,8 +73,10 @@ def changed_rows(
     revision: Revision,
 ) -> list[ClaimRow]:
     """The rows to hand the reconciler so that its view of one MAC goes from ``before`` to
-    ``after``: new or changed claims (role or IP; a restated claim keeps its old revision
-    and is not resent) and, for devices that lost theirs, a withdrawal at ``revision``."""
+    ``after``: new or changed claims (role or IP changed, or an own master claim recorded
+    again at a new revision; a derived slave claim standing by a newer master is not news)
+    and, for devices that lost theirs, a withdrawal at ``revision`` (or at the withdrawn
+    row's, if that is newer)."""
     rows = []
     for device, row in after.items():
         old = before.get(device)
@@ -80,7 +84,8 @@ def changed_rows(
             rows.append(row)
     for device, old in before.items():
         if device not in after:
-            rows.append((old[0], old[1], device, revision, WITHDRAWN, old[5]))
+            withdrawn_at = Revision(max(revision, old[3]))
+            rows.append((old[0], old[1], device, withdrawn_at, WITHDRAWN, old[5]))
     return rows
 
 

@@ -121,10 +121,15 @@ class Reconciler:
         """Merge a batch of claims and decide every MAC they touch."""
         return self.apply_rows([claim.row() for claim in claims], now)
 
-    def apply_rows(self, rows: Iterable[ClaimRow], now: float) -> Changes:
+    def apply_rows(self, rows: Iterable[ClaimRow], now: float, *, ordered: bool = False) -> Changes:
         """:meth:`apply` for flat rows: the hot path. MACs must be lower-case; the rows are
-        kept as they are (they are immutable)."""
-        fresh, touched = self._merge(rows)
+        kept as they are (they are immutable).
+
+        ``ordered``: the caller has put each device's claims in order itself (the MAC
+        inventory service, which merges claims from the store and the model and derives HA
+        slave claims): each row replaces its device's claim whatever its revision. The
+        revisions still decide which master is newest."""
+        fresh, touched = self._merge(rows, ordered)
         changed = self._settle(self._before(touched), now)
         return Changes(changed, self._settle_fresh(fresh))
 
@@ -230,7 +235,9 @@ class Reconciler:
 
     # --- the hot path --------------------------------------------------------------------
 
-    def _merge(self, rows: Iterable[ClaimRow]) -> tuple[int, dict[Key, Record]]:
+    def _merge(
+        self, rows: Iterable[ClaimRow], ordered: bool = False
+    ) -> tuple[int, dict[Key, Record]]:
         """Fold rows into the inventory. Returns how many MACs are new (the inventory's last
         entries) and the previous record of every other MAC that changed."""
         self._epoch = epoch = self._epoch + 1
@@ -248,12 +255,12 @@ class Reconciler:
                 mine = record[1]
                 if mine[2] != row[2]:
                     inventory[key] = (epoch, mine, row)
-                elif mine[3] < row[3]:
+                elif mine[3] < row[3] or (ordered and mine != row):
                     inventory[key] = (epoch, row)
                 else:
                     continue  # a duplicate, or older than what the device said since
             else:
-                new = _replace(record, row, epoch)
+                new = _replace(record, row, epoch, ordered)
                 if new is None:
                     continue
                 inventory[key] = new
@@ -378,14 +385,14 @@ class Reconciler:
         return winner
 
 
-def _replace(record: Record, row: ClaimRow, epoch: int) -> Record | None:
+def _replace(record: Record, row: ClaimRow, epoch: int, ordered: bool = False) -> Record | None:
     """``record`` with ``row`` as its device's claim; None when the device already said
-    something as new."""
+    something as new (``ordered``: only when it said exactly that)."""
     rows = record[1:]
     device = row[2]
     for i, mine in enumerate(rows):
         if mine[2] == device:
-            if mine[3] >= row[3]:
+            if (mine[3] >= row[3] and not ordered) or mine == row:
                 return None
             kept: tuple[ClaimRow, ...] = (*rows[:i], row, *rows[i + 1 :])
             return (epoch, *kept)

@@ -32,6 +32,7 @@ from tether.model.resources import (
     GatewayBindingCreate,
     GatewayCreate,
     GatewayUpdate,
+    MacClaimCreate,
     Network,
     NetworkCreate,
     NetworkUpdate,
@@ -564,6 +565,28 @@ class Rules:
             self.catalog.put("ports", port.model_copy(update={"chassis": None}))
         self.catalog.remove("chassis", chassis.id)
         return chassis
+
+    # -- MAC claims ----------------------------------------------------------------------------
+
+    def check_mac_claim(self, spec: MacClaimCreate) -> Network:
+        """A claim reported through the API names a device that exists and a network, and
+        its IP (if any) belongs to that network. Returns the network; stores nothing."""
+        network = self.catalog.resolve(Network, spec.network, tenant=spec.tenant, field="network")
+        if not any(
+            self.catalog.holder("name", kind, "", spec.device) for kind in ("gateways", "chassis")
+        ):
+            raise NotFoundError(f"no gateway or chassis is named {spec.device!r}", "device")
+        subnets = network.subnets
+        if (
+            spec.ip is not None
+            and subnets
+            and not any(_usable(_network(s.cidr), spec.ip) for s in subnets)
+        ):
+            cidrs = ", ".join(s.cidr for s in subnets)
+            raise InvalidError(
+                f"{spec.ip} is not a usable address in network {network.name} ({cidrs})", "ip"
+            )
+        return network
 
     # -- gateways ----------------------------------------------------------------------------
 

@@ -77,6 +77,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLAIMS_PREFIX = "/tether/macs/claims/"
+LIST_PAGE = 5000
+"""Claims read per request at start (etcd answers at most 64 MB at once)."""
 TXN_OPS = 100
 """Claim writes per store transaction (etcd refuses more than 128 by default)."""
 TICK_SECONDS = 1.0
@@ -144,6 +146,9 @@ class MacInventory:
         self._report_wake: dict[str, asyncio.Event] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._written: dict[str, dict[tuple[str, str], bytes]] = {}
+        """What the collector stored for each device (``switch`` claims), to write diffs."""
+        self._last_reports: dict[str, _Report] = {}
+        self._networks: set[str] = set()
         self._strangers: dict[DeviceName, list[ClaimRow]] = {}
         """Claims of devices not (yet) in the model, by device."""
         self._revision = 0
@@ -158,17 +163,31 @@ class MacInventory:
 
     async def start(self) -> None:
         async with self.models.reading():
+            seen = self.models.version
+            fence = self.models.catalog.fence_revision
             self._follow_devices()
-        listing = await self.store.range(CLAIMS_PREFIX)
-        self._take(listing.kvs, [], listing.revision)
-        self._revision = listing.revision
-        await self._forget_strangers(listing.kvs)
+        kvs, revision = await self._list_claims()
+        self._take(kvs, [], revision)
+        self._revision = revision
+        await self._forget_strangers(kvs, fence)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._follow_claims()),
-            loop.create_task(self._follow_model()),
+            loop.create_task(self._follow_model(seen)),
             loop.create_task(self._flush_loop()),
         ]
+
+    async def _list_claims(self) -> tuple[list[KeyValue], int]:
+        """Every stored claim, a page at a time; the revision of the first page (a key
+        changed while paging comes again through the watch, which starts after it)."""
+        listing = await self.store.range(CLAIMS_PREFIX, limit=LIST_PAGE)
+        kvs, revision = list(listing.kvs), listing.revision
+        while listing.more and listing.kvs:
+            listing = await self.store.range(
+                CLAIMS_PREFIX, start_after=listing.kvs[-1].key, limit=LIST_PAGE
+            )
+            kvs += listing.kvs
+        return kvs, revision
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._writers.values()]:
@@ -272,9 +291,12 @@ class MacInventory:
             report = self._reports.pop(device, None)
             if report is None:
                 continue
+            self._last_reports[device] = report
             try:
                 await self._write_report(device, report)
-            except StoreError as exc:
+            except Exception as exc:  # the store, or a bug: retry, never stop collecting
+                if not isinstance(exc, StoreError):
+                    log.exception("claims of %s not written", device)
                 log.warning("claims of %s not stored (%s); retrying", device, exc)
                 self._reports.setdefault(device, report)
                 wake.set()
@@ -282,6 +304,8 @@ class MacInventory:
 
     async def _write_report(self, device: str, report: _Report) -> None:
         if DeviceName(device) not in self._devices:
+            # not in this controller's model yet: written once it is (_follow_devices)
+            self._reports.setdefault(device, report)
             return
         written = self._written.get(device)
         if written is None:
@@ -333,40 +357,53 @@ class MacInventory:
             except StoreError as exc:
                 log.warning("claim watch interrupted (%s); resuming", exc)
                 await asyncio.sleep(0.5)
+            except Exception:
+                log.exception("claim watch failed; resuming")
+                await asyncio.sleep(0.5)
 
     async def _reload(self) -> None:
-        listing = await self.store.range(CLAIMS_PREFIX)
-        present = {kv.key for kv in listing.kvs}
+        kvs, revision = await self._list_claims()
+        present = {kv.key for kv in kvs}
+        ported = {(row[0], row[1], row[2]) for row in self._port_claims.values()}
         gone = [
-            KeyValue(claim_key(device, *key), b"", 0, listing.revision, 0)
+            KeyValue(claim_key(device, *key), b"", 0, revision, 0)
             for key, rows in self._own.items()
             for device, row in rows.items()
             if row[4] != WITHDRAWN
-            and device not in self._port_devices()
+            and (key[0], key[1], device) not in ported
             and claim_key(device, *key) not in present
         ]
-        self._take(listing.kvs, gone, listing.revision)
-        self._revision = listing.revision
+        self._take(kvs, gone, revision)
+        self._revision = revision
 
-    def _port_devices(self) -> set[str]:
-        return {row[2] for row in self._port_claims.values()}
-
-    async def _follow_model(self) -> None:
-        seen = self.models.version
+    async def _follow_model(self, seen: int) -> None:
         while True:
-            seen = await self.models.wait_change(seen)
-            async with self.models.reading():
-                removed = self._follow_devices()
-            for device in removed:
-                with contextlib.suppress(StoreError):
-                    await self.store.delete(f"{CLAIMS_PREFIX}{device}/", prefix=True)
-                self._written.pop(device, None)
+            try:
+                seen = await self.models.wait_change(seen)
+                async with self.models.reading():
+                    removed, dropped = self._follow_devices()
+                for device in removed:
+                    with contextlib.suppress(StoreError):
+                        await self.store.delete(f"{CLAIMS_PREFIX}{device}/", prefix=True)
+                    self._written.pop(device, None)
+                    self._last_reports.pop(device, None)
+                for key in dropped:  # claims in networks that are gone
+                    with contextlib.suppress(StoreError):
+                        await self.store.delete(key)
+            except Exception:
+                log.exception("inventory: following the model failed; resuming")
+                await asyncio.sleep(0.5)
 
-    def _follow_devices(self) -> set[DeviceName]:
-        """Take the catalog's devices, HA groups, priorities and chassis-bound ports; returns
-        the devices that disappeared."""
+    def _follow_devices(self) -> tuple[set[DeviceName], list[str]]:
+        """Take the catalog's devices, networks, HA groups, priorities and chassis-bound
+        ports; returns the devices that disappeared and the stored claim keys of networks
+        that did. A device or network that is gone loses its claims whatever their
+        revisions: the model watch and the claims watch do not run in step."""
         catalog = self.models.catalog
         revision = Revision(catalog.fence_revision)
+        networks = set(catalog.objects["networks"])
+        gone_networks = self._networks - networks
+        self._networks = networks
         gateways = [g for g in catalog.objects["gateways"].values() if isinstance(g, Gateway)]
         chassis = [c for c in catalog.objects["chassis"].values() if isinstance(c, Chassis)]
         devices = {DeviceName(g.name) for g in gateways} | {DeviceName(c.name) for c in chassis}
@@ -376,14 +413,31 @@ class MacInventory:
         groups = {DeviceName(g.name): g.ha_group for g in gateways if g.ha_group}
         priorities = {DeviceName(g.name): g.priority for g in gateways}
         rows: list[ClaimRow] = []
+        forced: list[Key] = []
+        dropped: list[str] = []
+        for key, claims in self._own.items():
+            for device, row in claims.items():
+                if row[4] == WITHDRAWN:
+                    continue
+                if device in removed or key[0] in gone_networks:
+                    claims[device] = (
+                        key[0],
+                        key[1],
+                        device,
+                        max(revision, row[3]),
+                        WITHDRAWN,
+                        None,
+                    )
+                    forced.append(key)
+                    if key[0] in gone_networks and device not in removed:
+                        dropped.append(claim_key(device, *key))
         for device in removed:
-            rows += [
-                (key[0], key[1], device, revision, WITHDRAWN, row[5])
-                for key, claims in self._own.items()
-                if (row := claims.get(device)) is not None and row[4] != WITHDRAWN
-            ]
+            self._strangers.pop(device, None)
         for device in added:
             rows += self._strangers.pop(device, [])
+            wake = self._report_wake.get(device)
+            if wake is not None and device in self._reports:
+                wake.set()
         rows += self._port_changes(catalog.objects["ports"].values(), catalog.mod_revisions)
         regroup = groups != self._groups
         if regroup:
@@ -392,8 +446,8 @@ class MacInventory:
         now = self._clock()
         if priorities != self.reconciler.priorities:
             self._publish(self.reconciler.set_priorities(priorities, now), now)
-        self._ingest(rows, revision, now, regroup=regroup)
-        return removed
+        self._ingest(rows, revision, now, regroup=regroup, touched=forced)
+        return removed, dropped
 
     def _port_changes(
         self, ports: Iterable[Any], revisions: Mapping[tuple[str, str], int]
@@ -456,6 +510,18 @@ class MacInventory:
                 continue
             device, network, mac = parsed
             rows.append((network, mac, device, Revision(kv.mod_revision), WITHDRAWN, None))
+        rows.sort(key=lambda row: row[3])
+        for row in rows:
+            written = self._written.get(row[2])
+            mine = (row[0], row[1])
+            if row[4] == WITHDRAWN and written is not None and mine in written:
+                del written[mine]
+                # a switch claim deleted by someone else (an API unclaim, another
+                # controller): the collector writes the device's last report again
+                report = self._last_reports.get(row[2])
+                if report is not None and row[2] not in self._reports:
+                    self._reports[row[2]] = report
+                    self._report_wake[row[2]].set()
         known = [row for row in rows if row[2] in self._devices]
         for row in rows:
             if row[2] not in self._devices:
@@ -470,11 +536,11 @@ class MacInventory:
         if known:
             self._ingest(known, Revision(revision), self._clock())
 
-    async def _forget_strangers(self, kvs: Iterable[KeyValue]) -> None:
+    async def _forget_strangers(self, kvs: Iterable[KeyValue], fence: int) -> None:
         """Remove the stored claims of devices that no longer exist (deleted while no
-        controller ran): claims no newer than the model read at start, whose device that
-        model does not have. Newer ones may belong to a device created since; they wait."""
-        fence = self.models.catalog.fence_revision
+        controller ran): claims no newer than the model read at start (``fence``), whose
+        device that model does not have. Newer ones may belong to a device created since;
+        they wait."""
         strangers = {
             parsed[0]
             for kv in kvs
@@ -490,10 +556,17 @@ class MacInventory:
     # -- into the reconciler --------------------------------------------------------------
 
     def _ingest(
-        self, rows: Iterable[ClaimRow], revision: Revision, now: float, *, regroup: bool = False
+        self,
+        rows: Iterable[ClaimRow],
+        revision: Revision,
+        now: float,
+        *,
+        regroup: bool = False,
+        touched: Iterable[Key] = (),
     ) -> None:
-        """Own claims in; the rows the reconciler must see (HA-expanded) to the batcher."""
-        touched: dict[Key, None] = {}
+        """Own claims in (``touched``: MACs whose own claims the caller changed already); the
+        rows the reconciler must see (HA-expanded) to the batcher."""
+        touched = dict.fromkeys(touched)
         for row in rows:
             key = (row[0], row[1])
             own = self._own.setdefault(key, {})
@@ -507,7 +580,7 @@ class MacInventory:
         fed_rows: list[ClaimRow] = []
         for key in touched:
             own = self._own[key]
-            after = effective_claims(own, self._groups, self._members, revision)
+            after = effective_claims(own, self._groups, self._members)
             before = self._fed.get(key, {})
             fed_rows += changed_rows(before, after, revision)
             if after:
@@ -522,7 +595,9 @@ class MacInventory:
 
     def _flush(self, batches: list[Batch], now: float) -> None:
         for batch in batches:
-            self._publish(self.reconciler.apply_rows(batch.rows(), now), now)
+            # this shell orders each device's claims itself (_own), and derives rows whose
+            # revisions come from two watches that do not run in step: the rows replace
+            self._publish(self.reconciler.apply_rows(batch.rows(), now, ordered=True), now)
 
     def _publish(self, changes: Iterable[Any], now: float) -> None:
         networks: set[str] = set()
@@ -558,7 +633,7 @@ class MacInventory:
             now = self._clock()
             self._flush(self._batcher.due(now), now)
             self._publish(self.reconciler.tick(now), now)
-            if now - compacted > COMPACT_SECONDS and not self._batcher.pending():
+            if now - compacted > COMPACT_SECONDS:  # ordered merges need no tombstones
                 self.reconciler.compact(Revision(self._revision))
                 compacted = now
 
