@@ -55,8 +55,10 @@ VIEW = AgentView(
 FLOWS = compile_flows(VIEW)
 
 
-def ip(in_port: int, src_mac: str, dst_mac: str, src: str, dst: str, **more: Any) -> Outcome:
-    packet = {
+def ip_packet(
+    in_port: int, src_mac: str, dst_mac: str, src: str, dst: str, **more: Any
+) -> dict[str, Any]:
+    return {
         "in_port": in_port,
         "dl_src": src_mac,
         "dl_dst": dst_mac,
@@ -67,11 +69,14 @@ def ip(in_port: int, src_mac: str, dst_mac: str, src: str, dst: str, **more: Any
         "nw_ttl": 64,
         **more,
     }
-    return simulate(FLOWS, packet)
 
 
-def arp(in_port: int, mac: str, spa: str, tpa: str) -> Outcome:
-    packet = {
+def ip(in_port: int, src_mac: str, dst_mac: str, src: str, dst: str, **more: Any) -> Outcome:
+    return simulate(FLOWS, ip_packet(in_port, src_mac, dst_mac, src, dst, **more))
+
+
+def arp_packet(in_port: int, mac: str, spa: str, tpa: str) -> dict[str, Any]:
+    return {
         "in_port": in_port,
         "dl_src": mac,
         "dl_dst": BROADCAST,
@@ -82,11 +87,14 @@ def arp(in_port: int, mac: str, spa: str, tpa: str) -> Outcome:
         "arp_tha": "00:00:00:00:00:00",
         "arp_tpa": tpa,
     }
-    return simulate(FLOWS, packet)
 
 
-def tunnelled(vni: int, dst_mac: str) -> Outcome:
-    packet = {
+def arp(in_port: int, mac: str, spa: str, tpa: str) -> Outcome:
+    return simulate(FLOWS, arp_packet(in_port, mac, spa, tpa))
+
+
+def tunnel_packet(vni: int, dst_mac: str) -> dict[str, Any]:
+    return {
         "in_port": TUNNEL,
         "tun_id": vni,
         "dl_src": REMOTE,
@@ -95,7 +103,35 @@ def tunnelled(vni: int, dst_mac: str) -> Outcome:
         "nw_src": "10.0.1.21",
         "nw_dst": "10.0.1.12",
     }
-    return simulate(FLOWS, packet)
+
+
+def tunnelled(vni: int, dst_mac: str) -> Outcome:
+    return simulate(FLOWS, tunnel_packet(vni, dst_mac))
+
+
+DHCP = {"nw_proto": 17, "tp_src": 68, "tp_dst": 67}
+QUESTIONS = {
+    "vm to vm": ip_packet(1, VM1, VM2, "10.0.1.11", "10.0.1.12"),
+    "vm to remote mac": ip_packet(1, VM1, REMOTE, "10.0.1.11", "10.0.1.21"),
+    "vm to bare metal": ip_packet(1, VM1, BAREMETAL, "10.0.1.11", "10.0.1.31"),
+    "broadcast": ip_packet(1, VM1, BROADCAST, "10.0.1.11", "10.0.1.255"),
+    "unknown unicast": ip_packet(1, VM1, "02:00:00:00:00:99", "10.0.1.11", "10.0.1.99"),
+    "tunnel to vm": tunnel_packet(5001, VM2),
+    "tunnel broadcast": tunnel_packet(5001, BROADCAST),
+    "tunnel unknown vni": tunnel_packet(9999, VM2),
+    "spoofed mac": ip_packet(1, "02:00:00:00:00:66", VM2, "10.0.1.11", "10.0.1.12"),
+    "spoofed ip": ip_packet(1, VM1, VM2, "10.0.1.99", "10.0.1.12"),
+    "arp for remote host": arp_packet(1, VM1, "10.0.1.11", "10.0.1.21"),
+    "arp for router": arp_packet(1, VM1, "10.0.1.11", "10.0.1.1"),
+    "arp for unknown": arp_packet(1, VM1, "10.0.1.11", "10.0.1.99"),
+    "dhcp discover": ip_packet(1, VM1, BROADCAST, "0.0.0.0", "255.255.255.255", **DHCP),
+    "dhcp without server": ip_packet(4, VM4, BROADCAST, "0.0.0.0", "255.255.255.255", **DHCP),
+    "routed": ip_packet(1, VM1, R_WEB, "10.0.1.11", "10.0.2.13"),
+    "no route": ip_packet(1, VM1, R_WEB, "10.0.1.11", "10.0.2.99"),
+    "other tenant": ip_packet(4, VM4, VM1, "10.0.1.11", "10.0.1.11"),
+}
+"""Named packets: the unit tests ask the simulator about them, the integration tests ask
+the same of ``ofproto/trace`` on a real switch loaded with the same flows."""
 
 
 def tunnel_copies(outcome: Outcome) -> set[tuple[int, str]]:
