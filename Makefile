@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-DEBS  := python3 python3-venv openvswitch-switch openvswitch-vtep openvswitch-common etcd-server iproute2 procps
+DEBS  := python3 python3-venv openvswitch-switch openvswitch-vtep openvswitch-common etcd-server iproute2 procps udhcpc
 
 .PHONY: demo test lint check bench deps debs venv clean
 
