@@ -6,6 +6,7 @@ to the agent."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ import pytest
 
 from tests.daemons import require_binary
 from tests.unit.test_openflow_pipeline import FLOWS, QUESTIONS, TUNNEL
-from tether.lab.netns import add_namespace, delete_namespace
+from tether.lab.netns import add_namespace, delete_namespace, ip
 from tether.lab.ovs_daemons import OvsInstance
 from tether.openflow import simulate, to_ofctl
 from tether.openflow.diff import diff_flows
@@ -174,3 +175,69 @@ async def test_a_diff_applied_as_a_bundle_leaves_foreign_flows_alone(
     assert "dl_dst=02:00:00:00:00:21" not in dumped
     assert dumped.count("cookie=0x7e7e") == len(wanted)
     await asyncio.sleep(0)
+
+
+async def test_a_dhcp_request_reaches_the_agents_channel_and_its_answer_goes_out(
+    ovs: OvsInstance, tmp_path: Path
+) -> None:
+    """The OpenFlow channel on a real switch: the pipeline punts a VM's DISCOVER, the
+    agent's codec reads the PACKET_IN, answers with the DHCP module, and the switch sends
+    the PACKET_OUT out of the VM's port without complaint."""
+    from tests.unit.test_dhcp import LEASE, client_frame
+    from tests.unit.test_openflow_pipeline import VM1
+    from tether.openflow import codec, dhcp
+
+    await ip("link", "set", "vm1", "up", netns=ovs.namespace)  # so its tap transmits
+    channel = ovs.rundir / "br-int.tether"  # OVS takes punix: paths of this form only
+    await ovs.vsctl("set-controller", "br-int", f"punix:{channel}")
+    await _load(ovs, FLOWS, tmp_path)
+    for _ in range(100):
+        if channel.exists():
+            break
+        await asyncio.sleep(0.05)
+    reader, writer = await asyncio.open_unix_connection(str(channel))
+    splitter = codec.MessageSplitter()
+
+    async def next_of(kind: int) -> codec.Message:
+        while True:
+            for message in splitter.feed(await asyncio.wait_for(reader.read(65536), 10)):
+                if message.type == codec.ECHO_REQUEST:
+                    writer.write(codec.echo_reply(message))
+                elif message.type == codec.ERROR:
+                    raise AssertionError(f"the switch refused a message: {message.body!r}")
+                elif message.type == kind:
+                    return message
+
+    try:
+        writer.write(codec.hello(1) + codec.features_request(2) + codec.set_config(3))
+        await next_of(codec.FEATURES_REPLY)
+        frame = client_frame(dhcp.DISCOVER, client=VM1)
+        lease = dataclasses.replace(LEASE, mac=VM1)
+        before = await ovs.ofctl("-O", "OpenFlow13", "dump-ports", _target(ovs), "1")
+        await ovs.ofctl(
+            "-O", "OpenFlow13", "packet-out", _target(ovs),
+            f"in_port=1 packet={frame.hex()} actions=table",
+        )  # fmt: skip
+        packet_in = codec.decode_packet_in(await next_of(codec.PACKET_IN))
+        assert packet_in.in_port == 1 and packet_in.data == frame
+        request = dhcp.parse_request(packet_in.data)
+        assert request is not None and request.message == dhcp.DISCOVER
+        reply = dhcp.answer(request, lease)
+        assert reply is not None
+        writer.write(codec.packet_out(4, 1, reply))
+        writer.write(codec.hello(5))  # anything after it: an ERROR for the PACKET_OUT first
+        await writer.drain()
+        for _ in range(50):
+            after = await ovs.ofctl("-O", "OpenFlow13", "dump-ports", _target(ovs), "1")
+            if _tx_packets(after) > _tx_packets(before):
+                break
+            await asyncio.sleep(0.05)
+        assert _tx_packets(after) == _tx_packets(before) + 1, "the OFFER left through port 1"
+    finally:
+        writer.close()
+
+
+def _tx_packets(dump: str) -> int:
+    found = re.search(r"tx pkts=(\d+)", dump)
+    assert found, dump
+    return int(found[1])

@@ -32,8 +32,10 @@ LEASE = DhcpLease(
 )
 
 
-def client_frame(message: int, *, requested: str | None = None, flags: int = 0) -> bytes:
-    mac = bytes.fromhex(CLIENT.replace(":", ""))
+def client_frame(
+    message: int, *, requested: str | None = None, flags: int = 0, client: str = CLIENT
+) -> bytes:
+    mac = bytes.fromhex(client.replace(":", ""))
     options = b"\x63\x82\x53\x63" + bytes([53, 1, message])
     if requested:
         options += bytes([50, 4]) + ipaddress.IPv4Address(requested).packed
