@@ -1,0 +1,71 @@
+"""Keeps a bridge's flows equal to a compiled set, one atomic bundle per change.
+
+The first :meth:`FlowApplier.apply` replaces every flow carrying tether's cookie by the new
+set in one ``ovs-ofctl --bundle`` transaction (a ``delete`` by cookie and mask, then the
+adds): a packet sees either the old flows or the new ones, never an empty table, and foreign
+flows stay. Later calls send only the difference (:func:`tether.openflow.diff_flows`):
+adds, ``modify_strict`` and ``delete_strict`` lines, again as one bundle.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from tether.agent.bridge import OvsCommands
+from tether.openflow import Flow, diff_flows, to_ofctl
+from tether.openflow.pipeline import COOKIE, COOKIE_MASK
+
+__all__ = ["FlowApplier"]
+
+
+class FlowApplier:
+    def __init__(self, ovs: OvsCommands, target: str, workdir: Path | None = None) -> None:
+        self.ovs = ovs
+        self.target = target
+        self._workdir = workdir
+        self.installed: frozenset[Flow] | None = None
+        """What the last successful apply left on the bridge (None: not yet known)."""
+        self.bundles = 0
+
+    async def apply(self, desired: frozenset[Flow]) -> int:
+        """Make the bridge hold ``desired``; returns how many flow changes were sent."""
+        if self.installed is None:
+            lines = [f"delete cookie={COOKIE:#x}/{COOKIE_MASK:#x}"]
+            lines += [f"add {to_ofctl(flow)}" for flow in sorted(desired, key=_order)]
+            changes = len(desired)
+        else:
+            diff = diff_flows(desired, self.installed)
+            if not diff:
+                return 0
+            lines = []
+            for step, flow in diff.ordered():
+                text = to_ofctl(flow)
+                if step == "add":
+                    lines.append(f"add {text}")
+                elif step == "modify":
+                    lines.append(f"modify_strict {text}")
+                else:
+                    lines.append(f"delete_strict {text.split(',actions=')[0]}")
+            changes = len(lines)
+        await self._bundle(lines)
+        self.installed = desired
+        self.bundles += 1
+        return changes
+
+    async def _bundle(self, lines: list[str]) -> None:
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".flows", dir=self._workdir, delete=False
+        ) as handle:
+            handle.write("".join(line + "\n" for line in lines))
+            path = Path(handle.name)
+        try:
+            await self.ovs.ofctl(
+                "-O", "OpenFlow13", "--bundle", "add-flows", self.target, str(path)
+            )
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _order(flow: Flow) -> tuple[int, int, tuple[tuple[str, str | int], ...]]:
+    return (flow.table, flow.priority, flow.match)
