@@ -12,11 +12,21 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.daemons import require_binary
-from tether.agent import DhcpServer, FlowApplier, OpenFlowChannel, ensure_bridge
+from tests.servers import running_api
+from tether.agent import (
+    AgentSettings,
+    DhcpServer,
+    FlowApplier,
+    HypervisorAgent,
+    OpenFlowChannel,
+    ensure_bridge,
+)
 from tether.lab.netns import add_namespace, add_veth, delete_namespace, ip
 from tether.lab.ovs_daemons import OvsInstance
 from tether.openflow import AgentView, LocalPort, NetworkView, RouterInterface, compile_flows
@@ -170,3 +180,82 @@ async def test_a_vm_gets_its_address_by_dhcp_and_pings_its_neighbour(
         assert spoofed.returncode != 0, "port security dropped it"
     finally:
         await channel.stop()
+
+
+async def test_the_agent_binds_its_vifs_and_follows_the_model(
+    hypervisor: Hypervisor, tmp_path: Path
+) -> None:
+    """``tether agent`` against a real controller: it registers its chassis, binds the ports
+    its VIFs name, serves DHCP from the model and drops a port's flows when it is deleted."""
+    ovs, vms = hypervisor.ovs, hypervisor.vms
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
+            (await http.post("/v1/networks", json=network)).raise_for_status()
+            for n in (1, 2):
+                port = {"network": "web", "name": f"vm{n}", "mac": MACS[n], "ips": [IPS[n]]}
+                (await http.post("/v1/ports", json=port)).raise_for_status()
+            router = {"name": "r1", "interfaces": [{"network": "web"}]}
+            (await http.post("/v1/routers", json=router)).raise_for_status()
+            settings = AgentSettings(
+                chassis="hv1",
+                tunnel_ip="192.0.2.11",
+                server=url,
+                ovsdb=f"unix:{ovs.db_socket}",
+                datapath="netdev",
+            )
+            agent = HypervisorAgent(settings, ovs)
+            await agent.start()
+            try:
+
+                async def bound() -> bool:
+                    ports = (await http.get("/v1/ports")).json()["items"]
+                    return all(p["chassis"] == "hv1" for p in ports)
+
+                await _eventually(bound, "the agent bound both ports to its chassis")
+                assert (await http.get("/v1/chassis/hv1")).json()["tunnel_ip"] == "192.0.2.11"
+                await _eventually(
+                    lambda: _has_flows_for(agent, MACS[2]), "flows for both ports", sync=True
+                )
+                out = tmp_path / "bound.env"
+                script = tmp_path / "script.sh"
+                script.write_text(SCRIPT.format(out=out))
+                script.chmod(0o755)
+                done = await asyncio.to_thread(
+                    _in, vms[2], "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
+                    "-s", str(script),
+                )  # fmt: skip
+                assert done.returncode == 0, done.stderr
+                told = dict(
+                    line.split("=", 1) for line in out.read_text().splitlines() if "=" in line
+                )
+                assert (told["ip"], told["router"].strip()) == (IPS[2], "10.0.1.1")
+                await ip("addr", "add", f"{told['ip']}/24", "dev", "eth0", netns=vms[2])
+                await ip("addr", "add", f"{IPS[1]}/24", "dev", "eth0", netns=vms[1])
+                assert (await asyncio.to_thread(_ping, vms[1], IPS[2])).returncode == 0
+
+                (await http.delete("/v1/ports/vm2")).raise_for_status()
+                await _eventually(
+                    lambda: not _has_flows_for(agent, MACS[2]), "vm2's flows gone", sync=True
+                )
+                await ip("neigh", "flush", "all", netns=vms[1])
+                assert (await asyncio.to_thread(_ping, vms[1], IPS[2])).returncode != 0
+            finally:
+                await agent.stop()
+
+
+def _has_flows_for(agent: HypervisorAgent, mac: str) -> bool:
+    installed = agent.applier.installed or frozenset()
+    return any(dict(flow.match).get("dl_dst") == mac for flow in installed)
+
+
+async def _eventually(check: Any, what: str, *, timeout: float = 20, sync: bool = False) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.1)

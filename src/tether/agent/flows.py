@@ -46,7 +46,8 @@ class FlowApplier:
                 elif step == "modify":
                     lines.append(f"modify_strict {text}")
                 else:
-                    lines.append(f"delete_strict {text.split(',actions=')[0]}")
+                    plain = to_ofctl(flow, with_cookie=False)  # ofctl: no cookie in a delete
+                    lines.append(f"delete_strict {plain.split(',actions=')[0]}")
             changes = len(lines)
         await self._bundle(lines)
         self.installed = desired

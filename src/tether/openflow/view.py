@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 from tether.logical import Location
 from tether.model import Catalog
-from tether.model.resources import GatewayBinding, Network, Port, Router
+from tether.model.resources import Chassis, Gateway, GatewayBinding, Network, Port, Router
 from tether.openflow.compiler import AgentView, LocalPort, NetworkView, RouterInterface
+from tether.openflow.dhcp import DhcpLease
 
-__all__ = ["Keys", "Vif", "agent_view"]
+__all__ = ["AGENT_MAC", "Keys", "Vif", "agent_view", "dhcp_lease", "tunnel_ips"]
 
 Located = Callable[[str], Mapping[str, Location]]
 
@@ -175,3 +176,59 @@ def _cidr_of(catalog: Catalog, network_id: str, ip: str) -> str:
         if address in ipaddress.ip_network(subnet.cidr, strict=False):
             return subnet.cidr
     return f"{ip}/32" if address.version == 4 else f"{ip}/128"
+
+
+def tunnel_ips(catalog: Catalog, learned: Mapping[str, str]) -> dict[str, str]:
+    """Device name -> tunnel IP: chassis as registered; gateways as configured, else as
+    their switch reports it (``learned``, from the controller's gateway statuses)."""
+    ips: dict[str, str] = {}
+    for chassis in catalog.objects["chassis"].values():
+        assert isinstance(chassis, Chassis)
+        ips[chassis.name] = chassis.tunnel_ip
+    for gateway in catalog.objects["gateways"].values():
+        assert isinstance(gateway, Gateway)
+        ip = gateway.tunnel_ip or learned.get(gateway.name)
+        if ip:
+            ips[gateway.name] = ip
+    return ips
+
+
+AGENT_MAC = "02:7e:7e:00:00:01"
+"""The DHCP server's MAC on a network whose subnet gateway is no router interface."""
+
+
+def dhcp_lease(catalog: Catalog, port_id: str) -> DhcpLease | None:
+    """The lease the agent gives a port: its first IPv4 address in a subnet with DHCP on,
+    the subnet's gateway as router and server, the subnet's DHCP options."""
+    port = catalog.objects["ports"].get(port_id)
+    if not isinstance(port, Port):
+        return None
+    network = catalog.get(Network, port.network)
+    for ip in port.ips:
+        if ":" in ip:
+            continue
+        address = ipaddress.ip_address(ip)
+        for subnet in network.subnets:
+            if address in ipaddress.ip_network(subnet.cidr) and subnet.dhcp.enabled:
+                gateway = subnet.gateway_ip or ""
+                return DhcpLease(
+                    mac=port.mac,
+                    ip=ip,
+                    cidr=subnet.cidr,
+                    router_ip=gateway,
+                    router_mac=_router_mac(catalog, network.id, gateway) or AGENT_MAC,
+                    dns_servers=tuple(subnet.dhcp.dns_servers),
+                    lease_time=subnet.dhcp.lease_time,
+                    mtu=subnet.dhcp.mtu,
+                    domain_name=subnet.dhcp.domain_name,
+                )
+    return None
+
+
+def _router_mac(catalog: Catalog, network_id: str, ip: str) -> str | None:
+    for router in catalog.objects["routers"].values():
+        assert isinstance(router, Router)
+        for iface in router.interfaces:
+            if iface.network == network_id and iface.ip == ip:
+                return iface.mac
+    return None

@@ -1,0 +1,248 @@
+"""``tether agent``: the local controller of one hypervisor.
+
+On start it registers its chassis (name and tunnel IP) with the controller, mirrors the
+controller's store through the watch API (:class:`~tether.agent.mirror.WatchedStore`) and
+runs the same model service and MAC inventory on it, ensures the integration bridge, watches
+the bridge's interfaces in the Open_vSwitch database (a VIF is an interface whose
+``external_ids:iface-id`` names a tether port by id or name) and opens its OpenFlow channel.
+
+Then, whenever the model, the MAC locations or the VIFs change, it binds the ports it found
+to its chassis (through the REST API: their MACs become the chassis's claims), builds its
+view (:func:`tether.openflow.view.agent_view`), compiles it and applies the difference as one
+bundle; DHCP requests the pipeline punts are answered from the ports' leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from tether.agent.bridge import OvsCommands, ensure_bridge
+from tether.agent.channel import OpenFlowChannel
+from tether.agent.dhcp_server import DhcpServer
+from tether.agent.flows import FlowApplier
+from tether.agent.mirror import WatchedStore
+from tether.model.resources import Port
+from tether.openflow import compile_flows
+from tether.openflow.dhcp import DhcpLease
+from tether.openflow.view import Keys, Vif, agent_view, dhcp_lease, tunnel_ips
+from tether.ovsdb import Client, Monitor, OvsdbError
+from tether.service.ids import RandomIds
+from tether.service.inventory import MacInventory
+from tether.service.models import ModelService
+
+__all__ = ["AgentSettings", "HypervisorAgent"]
+
+log = logging.getLogger(__name__)
+
+TUNNEL_PORT = "vxlan0"
+TUNNEL_OFPORT = 100
+STATUS_PREFIX = "/tether/status/gateways/"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    chassis: str
+    tunnel_ip: str
+    server: str
+    """The controller's REST API, e.g. ``http://127.0.0.1:7500``."""
+    ovsdb: str = "unix:/var/run/openvswitch/db.sock"
+    bridge: str = "br-int"
+    datapath: str = "system"
+
+    @property
+    def rundir(self) -> Path:
+        """Where OVS keeps its sockets: the directory of the database's unix socket."""
+        if not self.ovsdb.startswith("unix:"):
+            raise ValueError(f"ovsdb: {self.ovsdb!r} must be unix:PATH (the local Open vSwitch)")
+        return Path(self.ovsdb.removeprefix("unix:")).parent
+
+
+@dataclass
+class AgentState:
+    vifs: dict[str, Vif] = field(default_factory=dict)
+    leases: dict[int, DhcpLease] = field(default_factory=dict)
+    syncs: int = 0
+    last_error: str = ""
+
+
+class HypervisorAgent:
+    def __init__(self, settings: AgentSettings, ovs: OvsCommands) -> None:
+        self.settings = settings
+        self.ovs = ovs
+        self.state = AgentState()
+        self.mirror = WatchedStore(settings.server)
+        self.models = ModelService(self.mirror, RandomIds())
+        self.inventory = MacInventory(self.models, self.mirror)
+        rundir = settings.rundir
+        self.applier = FlowApplier(ovs, f"unix:{rundir / settings.bridge}.mgmt")
+        self.dhcp: DhcpServer | None = None
+        self.channel = OpenFlowChannel(
+            rundir / f"{settings.bridge}.tether",
+            lambda packet: self.dhcp.packet_in(packet) if self.dhcp else None,
+        )
+        self.dhcp = DhcpServer(self.channel, self.state.leases.get)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ovsdb: Client | None = None
+        self._vif_monitor: Monitor | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._network_keys = Keys()
+        self._port_keys = Keys()
+        self.synced = asyncio.Event()
+        """Set after each sync that left the bridge equal to the model."""
+
+    async def start(self) -> None:
+        s = self.settings
+        self._http = httpx.AsyncClient(base_url=s.server, timeout=30)
+        await self._register()
+        await self.mirror.start()
+        await self.models.start()
+        await self.inventory.start()
+        self.inventory.on_change = lambda _networks: self._wake.set()
+        await ensure_bridge(
+            self.ovs,
+            s.bridge,
+            datapath=s.datapath,
+            tunnel_port=TUNNEL_PORT,
+            tunnel_ofport=TUNNEL_OFPORT,
+            controller=f"punix:{s.rundir / s.bridge}.tether",
+        )
+        self._ovsdb = Client(s.ovsdb)
+        await self._ovsdb.connect(timeout=10)
+        self._vif_monitor = await self._ovsdb.monitor_cond_since(
+            "Open_vSwitch", {"Interface": None}, on_update=lambda _: self._vifs_changed()
+        )
+        self._vifs_changed()
+        self.channel.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.channel.stop()
+        if self._ovsdb is not None:
+            await self._ovsdb.close()
+        await self.inventory.stop()
+        await self.models.stop()
+        await self.mirror.close()
+        if self._http is not None:
+            await self._http.aclose()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        seen = -1
+        while True:
+            self._wake.clear()
+            if self.models.version != seen:
+                seen = self.models.version
+            try:
+                await self._sync()
+                self.state.last_error = ""
+                self.synced.set()
+            except (httpx.HTTPError, OvsdbError, OSError, ValueError) as exc:
+                self.state.last_error = str(exc)
+                log.warning("agent sync failed: %s", exc)
+                await asyncio.sleep(0.5)
+                self._wake.set()
+            model = asyncio.ensure_future(self.models.wait_change(seen))
+            other = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait({model, other}, return_when=asyncio.FIRST_COMPLETED)
+            model.cancel()
+            other.cancel()
+            self.synced.clear()
+
+    async def _sync(self) -> None:
+        s = self.settings
+        async with self.models.reading():
+            catalog = self.models.catalog
+            to_bind = [
+                port.id
+                for vif in self.state.vifs.values()
+                if (port := _port_of(catalog.objects["ports"], vif.iface_id)) is not None
+                and port.chassis != s.chassis
+            ]
+            view = agent_view(
+                catalog,
+                s.chassis,
+                self.state.vifs,
+                self.inventory.located,
+                tunnel_ips(catalog, self._learned_ips()),
+                tunnel_ofport=TUNNEL_OFPORT,
+                network_keys=self._network_keys,
+                port_keys=self._port_keys,
+            )
+            leases = {}
+            for local in view.ports:
+                lease = dhcp_lease(catalog, local.port_id)
+                if lease is not None:
+                    leases[local.ofport] = lease
+        self.state.leases.clear()
+        self.state.leases.update(leases)
+        await self.applier.apply(compile_flows(view))
+        for port_id in to_bind:  # the next sync, after the model change, programs them
+            assert self._http is not None
+            reply = await self._http.patch(f"/v1/ports/{port_id}", json={"chassis": s.chassis})
+            reply.raise_for_status()
+        self.state.syncs += 1
+
+    def _vifs_changed(self) -> None:
+        monitor = self._vif_monitor
+        if monitor is None:
+            return
+        vifs = {}
+        for row in monitor.rows("Interface").values():
+            external = row.get("external_ids")
+            if not isinstance(external, dict):
+                continue
+            iface_id = external.get("iface-id")
+            ofport = row.get("ofport")
+            if iface_id and isinstance(ofport, int) and ofport > 0:
+                mac = str(external.get("attached-mac", ""))
+                vifs[str(iface_id)] = Vif(str(iface_id), ofport, mac)
+        if vifs != self.state.vifs:
+            self.state.vifs = vifs
+            self._wake.set()
+
+    def _learned_ips(self) -> dict[str, str]:
+        learned = {}
+        for _key, kv in self.mirror.items(STATUS_PREFIX):
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+                status: Any = orjson.loads(kv.value)
+                learned[str(status["gateway"])] = str(status["switch_tunnel_ips"][0])
+        return learned
+
+    async def _register(self) -> None:
+        """Create this chassis, or set its tunnel IP when it exists."""
+        assert self._http is not None
+        s = self.settings
+        reply = await self._http.post(
+            "/v1/chassis", json={"name": s.chassis, "tunnel_ip": s.tunnel_ip}
+        )
+        if reply.status_code == 409:
+            reply = await self._http.patch(
+                f"/v1/chassis/{s.chassis}", json={"tunnel_ip": s.tunnel_ip}
+            )
+        reply.raise_for_status()
+
+
+def _port_of(ports: Mapping[str, Any], iface_id: str) -> Port | None:
+    found = ports.get(iface_id)
+    if isinstance(found, Port):
+        return found
+    for port in ports.values():
+        if isinstance(port, Port) and port.name == iface_id:
+            return port
+    return None
