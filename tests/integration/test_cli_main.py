@@ -27,6 +27,25 @@ def tether(*args: str) -> subprocess.CompletedProcess[str]:
         (["network", "list", "--url", "http://127.0.0.1:1"], 1, "not reachable"),
         (["serve", "--store", "sqlite:/proc/nonexistent/db"], 1, "cannot open the store"),
         (["serve", "--store", "mysql://db"], 2, "store"),
+        (["agent", "--chassis", "hv1", "--tunnel-ip", "nope"], 2, "nope"),
+        (
+            ["agent", "--chassis", "hv1", "--tunnel-ip", "192.0.2.1", "--ovsdb", "tcp:x:1"],
+            2,
+            "ovsdb",
+        ),
+        (
+            [
+                "agent",
+                "--chassis",
+                "hv1",
+                "--tunnel-ip",
+                "192.0.2.1",
+                "--server",
+                "http://127.0.0.1:1",
+            ],
+            1,
+            "Connect",
+        ),
     ],
 )
 def test_failures_are_one_line(args: list[str], code: int, needle: str) -> None:

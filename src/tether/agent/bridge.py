@@ -10,9 +10,10 @@ controller target ``punix:RUNDIR/BRIDGE.tether`` is a socket OVS listens on for 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
-__all__ = ["OvsCommands", "ensure_bridge"]
+__all__ = ["LocalOvs", "OvsCommands", "ensure_bridge"]
 
 
 class OvsCommands(Protocol):
@@ -42,3 +43,35 @@ async def ensure_bridge(
         "options:key=flow", f"ofport_request={tunnel_ofport}",
         "--", "set-controller", bridge, controller,
     )  # fmt: skip
+
+
+class LocalOvs:
+    """:class:`OvsCommands` for the Open vSwitch whose database is at ``db`` (``unix:PATH``):
+    ``ovs-vsctl --db`` and ``ovs-ofctl``, as subprocesses."""
+
+    def __init__(self, db: str, *, timeout: float = 30.0) -> None:
+        self.db = db
+        self.timeout = timeout
+
+    async def vsctl(self, *args: str) -> str:
+        return await self._run(
+            "ovs-vsctl", f"--db={self.db}", f"--timeout={self.timeout:.0f}", *args
+        )
+
+    async def ofctl(self, *args: str, stdin: str | None = None) -> str:
+        return await self._run("ovs-ofctl", *args, stdin=stdin)
+
+    async def _run(self, *argv: str, stdin: str | None = None) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(
+            process.communicate(None if stdin is None else stdin.encode()), self.timeout
+        )
+        if process.returncode != 0:
+            reason = " ".join(err.decode(errors="replace").split()) or f"exit {process.returncode}"
+            raise OSError(f"{argv[0]} {' '.join(argv[1:3])}...: {reason}")
+        return out.decode()

@@ -1,4 +1,4 @@
-"""The ``tether`` command: ``serve``, ``demo`` and the resource commands.
+"""The ``tether`` command: ``serve``, ``agent``, ``demo`` and the resource commands.
 
 The resource commands (:mod:`tether.cli.resources`) are clients of the REST API; ``serve``
 runs the controller itself (:mod:`tether.runtime`).
@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from typer._click import exceptions as usage  # typer vendors click since 0.29
 
+from tether.cli import agent as agent_command
 from tether.cli import demo, resources
 from tether.cli.lab import lab_app
 
@@ -73,6 +74,7 @@ def serve(
 
 
 app.command(name="demo")(demo.demo)
+app.command(name="agent")(agent_command.agent)
 resources.register(app)
 app.add_typer(lab_app, name="lab", no_args_is_help=True)
 
