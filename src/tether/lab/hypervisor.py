@@ -1,0 +1,144 @@
+"""A lab hypervisor: Open vSwitch in a namespace of its own, on the lab's underlay, with VMs.
+
+What :class:`LabHypervisor` builds for hypervisor ``NAME`` (directory ``DIR``):
+
+* network namespace ``tl-NAME`` with its own ``ovsdb-server`` and ``ovs-vswitchd`` (userspace
+  datapath, :mod:`.ovs_daemons`); the hypervisor agent (``tether agent --ovsdb
+  unix:DIR/ovs/db.sock --datapath netdev``) creates and programs ``br-int`` there;
+* bridge ``br-phy`` (normal switching): the underlay, as for the emulated switches
+  (:mod:`.ovs_asic`) — its internal port holds the tunnel IP, its ``phy0`` veth leads to the
+  shared segment (:mod:`.underlay`), and OVS's tunnel route sends VXLAN there;
+* VMs (:meth:`LabHypervisor.plug`): a namespace each, ``eth0`` one end of a veth whose other
+  end is a ``br-int`` port with ``external_ids:iface-id`` = the tether port's name or id —
+  the convention the agent discovers VIFs by. Transmit checksum offload is turned off in the
+  VM (:mod:`.host_nic`), so TCP and UDP survive the userspace datapath.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether.lab.errors import NetworkSetupError
+from tether.lab.names import switch_namespace
+from tether.lab.netns import add_namespace, add_veth, delete_namespace, in_namespace, ip, run
+from tether.lab.ovs_daemons import OvsInstance
+from tether.lab.underlay import DEFAULT_UNDERLAY, MEMBER_LINK, Underlay
+
+__all__ = ["INTEGRATION_BRIDGE", "LabHypervisor", "Vm"]
+
+INTEGRATION_BRIDGE = "br-int"
+UNDERLAY_BRIDGE = "br-phy"
+
+
+@dataclass(frozen=True, slots=True)
+class Vm:
+    name: str
+    """Its network namespace."""
+    iface_id: str
+    mac: str
+    link: str
+    """The hypervisor-side end of its veth (a ``br-int`` port)."""
+
+
+class LabHypervisor:
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        *,
+        tunnel_ip: str,
+        underlay: str = DEFAULT_UNDERLAY,
+        underlay_prefix: int = 24,
+    ) -> None:
+        self.name = name
+        self.namespace = switch_namespace(name)
+        self.tunnel_ip = tunnel_ip
+        self.interface = ipaddress.ip_interface(f"{tunnel_ip}/{underlay_prefix}")
+        self.ovs = OvsInstance(directory, self.namespace)
+        self.underlay = Underlay(underlay)
+        self.vms: dict[str, Vm] = {}
+        self._made: list[str] = []
+
+    @property
+    def ovsdb(self) -> str:
+        """The agent's ``--ovsdb``."""
+        return f"unix:{self.ovs.db_socket}"
+
+    async def start(self) -> None:
+        await add_namespace(self.namespace)
+        self._made.append("namespace")
+        try:
+            await self.ovs.start()
+            await self.ovs.vsctl(
+                "add-br", UNDERLAY_BRIDGE, "--", "set", "Bridge", UNDERLAY_BRIDGE,
+                "datapath_type=netdev", "other_config:disable-in-band=true",
+            )  # fmt: skip
+            await self.underlay.attach(self.namespace, self.namespace)
+            self._made.append("underlay")
+            await self.ovs.vsctl("add-port", UNDERLAY_BRIDGE, MEMBER_LINK)
+            await self._route_tunnels()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _route_tunnels(self, *, timeout: float = 10.0) -> None:
+        await ip("addr", "add", str(self.interface.with_prefixlen), "dev", UNDERLAY_BRIDGE,
+                 netns=self.namespace)  # fmt: skip
+        await ip("link", "set", UNDERLAY_BRIDGE, "up", netns=self.namespace)
+        subnet = str(self.interface.network)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:  # until ovs-vswitchd has seen the address
+                    try:
+                        await self.ovs.appctl("ovs/route/add", subnet, UNDERLAY_BRIDGE)
+                        return
+                    except Exception:
+                        await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise NetworkSetupError(
+                f"ovs/route/add {subnet} {UNDERLAY_BRIDGE} kept failing"
+            ) from None
+
+    async def plug(self, vm: str, *, iface_id: str, mac: str) -> Vm:
+        """A VM: namespace ``vm`` whose ``eth0`` (MAC ``mac``) is a ``br-int`` port named by
+        ``iface_id``. The agent must have created ``br-int`` (it waits for it)."""
+        link = f"vif{len(self.vms) + 1}"
+        await add_namespace(vm)
+        try:
+            await add_veth(link, "eth0", peer_netns=vm, netns=self.namespace)
+            await ip("link", "set", link, "up", netns=self.namespace)
+            await self.ovs.vsctl(
+                "--timeout=30", "wait-until", "Bridge", INTEGRATION_BRIDGE,
+            )  # fmt: skip
+            await self.ovs.vsctl(
+                "add-port", INTEGRATION_BRIDGE, link, "--", "set", "Interface", link,
+                f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={mac}",
+            )  # fmt: skip
+            await ip("link", "set", "eth0", "address", mac, netns=vm)
+            await ip("link", "set", "eth0", "up", netns=vm)
+            await ip("link", "set", "lo", "up", netns=vm)
+            await run(in_namespace(vm, [sys.executable, "-m", "tether.lab.host_nic", "eth0"]))
+        except BaseException:
+            await delete_namespace(vm)
+            raise
+        plugged = Vm(vm, iface_id, mac, link)
+        self.vms[vm] = plugged
+        return plugged
+
+    async def stop(self) -> None:
+        for vm in list(self.vms):
+            with contextlib.suppress(Exception):
+                await delete_namespace(vm)
+            del self.vms[vm]
+        await self.ovs.stop()
+        if "underlay" in self._made:
+            with contextlib.suppress(Exception):
+                await self.underlay.detach(self.namespace)
+        if "namespace" in self._made:
+            await delete_namespace(self.namespace)
+        self._made.clear()
