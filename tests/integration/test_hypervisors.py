@@ -2,7 +2,8 @@
 in by ``iface-id``, and an emulated hardware switch (ovs ASIC) with a bare-metal host behind
 it on a VLAN. Real packets: a VM gets its address by DHCP from its hypervisor; VMs ping each
 other across hypervisors over VXLAN; a VM pings the bare-metal host through the switch; VMs
-in two networks talk through the distributed router."""
+in two networks talk through the distributed router; another tenant's VM and a VM that takes
+an address that is not its own reach nobody."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ VMS = {  # port name: (hypervisor, network, MAC, IP)
     "vm1": ("hv1", "web", "02:00:00:00:07:01", "10.0.1.11"),
     "vm2": ("hv2", "web", "02:00:00:00:07:02", "10.0.1.12"),
     "vm3": ("hv2", "db", "02:00:00:00:07:03", "10.0.2.13"),
+    "vm4": ("hv1", "red", "02:00:00:00:07:04", "10.0.1.14"),  # another tenant, same subnet
 }
 BARE_METAL = ("bm1", "02:00:00:00:07:50", "10.0.1.50/24")
 SCRIPT = """#!/bin/sh
@@ -95,11 +97,17 @@ async def lab(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
 
 
 async def _model(http: httpx.AsyncClient, tor1: EmulatedSwitch) -> None:
-    for name, cidr, vni in (("web", "10.0.1.0/24", 5001), ("db", "10.0.2.0/24", 5002)):
-        network = {"name": name, "vni": vni, "subnets": [{"cidr": cidr}]}
+    for name, cidr, vni, tenant in (
+        ("web", "10.0.1.0/24", 5001, "default"),
+        ("db", "10.0.2.0/24", 5002, "default"),
+        ("red", "10.0.1.0/24", 6001, "other"),
+    ):
+        network = {"name": name, "vni": vni, "subnets": [{"cidr": cidr}], "tenant": tenant}
         (await http.post("/v1/networks", json=network)).raise_for_status()
     for name, (_hv, network, mac, address) in VMS.items():
         port = {"network": network, "name": name, "mac": mac, "ips": [address]}
+        if network == "red":
+            port["tenant"] = "other"
         (await http.post("/v1/ports", json=port)).raise_for_status()
     router = {"name": "r1", "interfaces": [{"network": "web"}, {"network": "db"}]}
     (await http.post("/v1/routers", json=router)).raise_for_status()
@@ -158,6 +166,7 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
             await ip("route", "add", "default", "via", "10.0.1.1", netns="vm2")
             await ip("addr", "add", "10.0.1.11/24", "dev", "eth0", netns="vm1")
             await ip("route", "add", "default", "via", "10.0.1.1", netns="vm1")
+            await ip("addr", "add", "10.0.1.14/24", "dev", "eth0", netns="vm4")
             await ip("addr", "add", "10.0.2.13/24", "dev", "eth0", netns="vm3")
             await ip("route", "add", "default", "via", "10.0.2.1", netns="vm3")
 
@@ -166,6 +175,13 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
             assert await _eventually_ping(BARE_METAL[0], "10.0.1.12"), "bare metal to a VM"
             assert await _eventually_ping("vm1", "10.0.2.13"), "routed to another network"
             assert not await _ping("vm1", "10.0.1.99", count=1), "nobody has that address"
+            assert not await _ping("vm4", "10.0.1.11", count=2), "another tenant's network"
+            assert not await _ping("vm4", "10.0.1.12", count=2), "... on either hypervisor"
+            # vm1 takes an address that is not its own: dropped where it enters
+            await ip("addr", "flush", "dev", "eth0", netns="vm1")
+            await ip("neigh", "flush", "all", netns="vm1")
+            await ip("addr", "add", "10.0.1.77/24", "dev", "eth0", netns="vm1")
+            assert not await _ping("vm1", "10.0.1.12", count=2), "a spoofed source IP"
     finally:
         for agent in agents:
             await agent.stop()
