@@ -17,6 +17,7 @@ test: deps lint
 	$(PY) benchmarks/ovsdb_transact.py --smoke
 	$(PY) benchmarks/vtep_push.py --smoke
 	$(PY) benchmarks/mac_inventory.py --smoke
+	$(PY) benchmarks/agent_flows.py --smoke
 
 lint: deps
 	$(VENV)/bin/ruff format --check src tests benchmarks
@@ -29,6 +30,7 @@ bench: deps
 	$(PY) benchmarks/ovsdb_transact.py
 	$(PY) benchmarks/vtep_push.py
 	$(PY) benchmarks/mac_inventory.py
+	$(PY) benchmarks/agent_flows.py
 
 deps: debs venv
 
