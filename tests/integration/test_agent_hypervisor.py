@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemons import require_binary
+from tests.daemons import EtcdServer, require_binary
 from tests.servers import running_api
 from tether.agent import (
     AgentSettings,
@@ -31,6 +31,7 @@ from tether.lab.netns import add_namespace, add_veth, delete_namespace, ip
 from tether.lab.ovs_daemons import OvsInstance
 from tether.openflow import AgentView, LocalPort, NetworkView, RouterInterface, compile_flows
 from tether.openflow.dhcp import DhcpLease
+from tether.store import open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -182,13 +183,22 @@ async def test_a_vm_gets_its_address_by_dhcp_and_pings_its_neighbour(
         await channel.stop()
 
 
+@pytest.mark.parametrize("backend", ["watch-api", "etcd"])
 async def test_the_agent_binds_its_vifs_and_follows_the_model(
-    hypervisor: Hypervisor, tmp_path: Path
+    hypervisor: Hypervisor, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     """``tether agent`` against a real controller: it registers its chassis, binds the ports
-    its VIFs name, serves DHCP from the model and drops a port's flows when it is deleted."""
+    its VIFs name, serves DHCP from the model and drops a port's flows when it is deleted —
+    following the model through the controller's watch API (embedded store) or etcd."""
     ovs, vms = hypervisor.ovs, hypervisor.vms
-    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
+    store_url, agent_store = f"sqlite:{tmp_path / 'tether.db'}", None
+    if backend == "etcd":
+        etcd: EtcdServer = request.getfixturevalue("etcd_server")
+        store_url = agent_store = etcd.url
+        wiped = await open_store(etcd.url)
+        await wiped.delete("", prefix=True)
+        await wiped.close()
+    with running_api(store_url) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
             (await http.post("/v1/networks", json=network)).raise_for_status()
@@ -203,6 +213,7 @@ async def test_the_agent_binds_its_vifs_and_follows_the_model(
                 server=url,
                 ovsdb=f"unix:{ovs.db_socket}",
                 datapath="netdev",
+                store=agent_store,
             )
             agent = HypervisorAgent(settings, ovs)
             await agent.start()

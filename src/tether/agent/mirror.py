@@ -37,7 +37,7 @@ from tether.store import (
     WatchBatch,
 )
 
-__all__ = ["WatchedStore"]
+__all__ = ["ReadOnlyStore", "WatchedStore"]
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +219,60 @@ def _kv(data: dict[str, Any]) -> KeyValue:
 def _event(data: dict[str, Any]) -> Event:
     kind = EventType.DELETE if data.get("type") == "delete" else EventType.PUT
     return Event(kind, _kv(data))
+
+
+class ReadOnlyStore:
+    """A store the agent opened itself (``etcd://``), with writes refused and deletes
+    ignored, like :class:`WatchedStore`: the agent writes through the REST API only."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.name = f"{store.name} (read-only)"
+
+    async def get(self, key: str) -> KeyValue | None:
+        result: KeyValue | None = await self._store.get(key)
+        return result
+
+    async def range(
+        self, prefix: str, *, start_after: str = "", limit: int = 0, revision: int = 0
+    ) -> RangeResult:
+        result: RangeResult = await self._store.range(
+            prefix, start_after=start_after, limit=limit, revision=revision
+        )
+        return result
+
+    async def revision(self) -> int:
+        return int(await self._store.revision())
+
+    def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]:
+        stream: AsyncIterator[WatchBatch] = self._store.watch(prefix, start_revision=start_revision)
+        return stream
+
+    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        raise StoreError("the agent reads the store; it writes through the REST API")
+
+    async def delete(self, key: str, *, prefix: bool = False) -> int:
+        return 0
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        success: Sequence[Op],
+        failure: Sequence[Op] = (),
+    ) -> TxnResult:
+        raise StoreError("the agent reads the store; it writes through the REST API")
+
+    async def lease_grant(self, ttl: int) -> int:
+        raise StoreError("the agent reads the store; it writes through the REST API")
+
+    async def lease_keepalive(self, lease: int) -> int:
+        raise StoreError("the agent reads the store; it writes through the REST API")
+
+    async def lease_revoke(self, lease: int) -> None:
+        raise StoreError("the agent reads the store; it writes through the REST API")
+
+    async def compact(self, revision: int) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self._store.close()

@@ -29,7 +29,7 @@ from tether.agent.bridge import OvsCommands, ensure_bridge
 from tether.agent.channel import OpenFlowChannel
 from tether.agent.dhcp_server import DhcpServer
 from tether.agent.flows import FlowApplier
-from tether.agent.mirror import WatchedStore
+from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.model.resources import Port
 from tether.openflow import compile_flows
 from tether.openflow.dhcp import DhcpLease
@@ -38,6 +38,7 @@ from tether.ovsdb import Client, Monitor, OvsdbError
 from tether.service.ids import RandomIds
 from tether.service.inventory import MacInventory
 from tether.service.models import ModelService
+from tether.store import Store, open_store
 
 __all__ = ["AgentSettings", "HypervisorAgent"]
 
@@ -57,6 +58,9 @@ class AgentSettings:
     ovsdb: str = "unix:/var/run/openvswitch/db.sock"
     bridge: str = "br-int"
     datapath: str = "system"
+    store: str | None = None
+    """``etcd://...``: read the model and claims from etcd directly; otherwise through the
+    controller's watch API (the embedded store)."""
 
     @property
     def rundir(self) -> Path:
@@ -80,8 +84,9 @@ class HypervisorAgent:
         self.ovs = ovs
         self.state = AgentState()
         self.mirror = WatchedStore(settings.server)
-        self.models = ModelService(self.mirror, RandomIds())
-        self.inventory = MacInventory(self.models, self.mirror)
+        self._direct: ReadOnlyStore | None = None
+        self.models: ModelService | None = None
+        self.inventory: MacInventory | None = None
         rundir = settings.rundir
         self.applier = FlowApplier(ovs, f"unix:{rundir / settings.bridge}.mgmt")
         self.dhcp: DhcpServer | None = None
@@ -104,7 +109,15 @@ class HypervisorAgent:
         s = self.settings
         self._http = httpx.AsyncClient(base_url=s.server, timeout=30)
         await self._register()
-        await self.mirror.start()
+        store: Store
+        if s.store is not None:
+            self._direct = ReadOnlyStore(await open_store(s.store))
+            store = self._direct
+        else:
+            await self.mirror.start()
+            store = self.mirror
+        self.models = ModelService(store, RandomIds())
+        self.inventory = MacInventory(self.models, store)
         await self.models.start()
         await self.inventory.start()
         self.inventory.on_change = lambda _networks: self._wake.set()
@@ -134,15 +147,20 @@ class HypervisorAgent:
         await self.channel.stop()
         if self._ovsdb is not None:
             await self._ovsdb.close()
-        await self.inventory.stop()
-        await self.models.stop()
+        if self.inventory is not None:
+            await self.inventory.stop()
+        if self.models is not None:
+            await self.models.stop()
         await self.mirror.close()
+        if self._direct is not None:
+            await self._direct.close()
         if self._http is not None:
             await self._http.aclose()
 
     # -- the loop -----------------------------------------------------------------------
 
     async def _follow(self) -> None:
+        assert self.models is not None
         seen = -1
         while True:
             self._wake.clear()
@@ -166,6 +184,7 @@ class HypervisorAgent:
 
     async def _sync(self) -> None:
         s = self.settings
+        assert self.models is not None and self.inventory is not None
         async with self.models.reading():
             catalog = self.models.catalog
             to_bind = [
@@ -217,7 +236,9 @@ class HypervisorAgent:
             self._wake.set()
 
     def _learned_ips(self) -> dict[str, str]:
-        learned = {}
+        learned: dict[str, str] = {}
+        if self._direct is not None:
+            return learned  # etcd directly: gateways without a configured tunnel IP wait
         for _key, kv in self.mirror.items(STATUS_PREFIX):
             with contextlib.suppress(orjson.JSONDecodeError, KeyError, IndexError, TypeError):
                 status: Any = orjson.loads(kv.value)

@@ -34,6 +34,13 @@ def agent(
     datapath: Annotated[
         Datapath, typer.Option(help="system (kernel) or netdev (userspace) datapath.")
     ] = Datapath.system,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="etcd://HOST:PORT[,...]: read the model from etcd directly "
+            "(default: through the controller's watch API)."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run the hypervisor agent: register the chassis, keep the bridge's flows equal to the
@@ -50,8 +57,13 @@ def agent(
             ovsdb=ovsdb,
             bridge=parse_name(bridge),
             datapath=datapath.value,
+            store=store,
         )
         settings.rundir  # noqa: B018 - validates --ovsdb
+        if store is not None and not store.startswith("etcd://"):
+            raise ValueError(
+                f"store: {store!r} is not etcd://HOST:PORT (the agent reads etcd only)"
+            )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
