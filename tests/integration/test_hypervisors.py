@@ -30,14 +30,15 @@ pytestmark = [pytest.mark.anyio, pytest.mark.daemon]
 
 UNDERLAY = "tl-ul-pytest"
 SRC = Path(__file__).resolve().parents[2] / "src"
-HV = {"hv1": "192.0.2.11", "hv2": "192.0.2.12"}
+HV = {"t-hv1": "192.0.2.11", "t-hv2": "192.0.2.12"}
+"""Named apart from `tether demo`'s lab (hv1, vm1, ...), which may be running."""
 VMS = {  # port name: (hypervisor, network, MAC, IP)
-    "vm1": ("hv1", "web", "02:00:00:00:07:01", "10.0.1.11"),
-    "vm2": ("hv2", "web", "02:00:00:00:07:02", "10.0.1.12"),
-    "vm3": ("hv2", "db", "02:00:00:00:07:03", "10.0.2.13"),
-    "vm4": ("hv1", "red", "02:00:00:00:07:04", "10.0.1.14"),  # another tenant, same subnet
+    "t-vm1": ("t-hv1", "web", "02:00:00:00:07:01", "10.0.1.11"),
+    "t-vm2": ("t-hv2", "web", "02:00:00:00:07:02", "10.0.1.12"),
+    "t-vm3": ("t-hv2", "db", "02:00:00:00:07:03", "10.0.2.13"),
+    "t-vm4": ("t-hv1", "red", "02:00:00:00:07:04", "10.0.1.14"),  # another tenant, same subnet
 }
-BARE_METAL = ("bm1", "02:00:00:00:07:50", "10.0.1.50/24")
+BARE_METAL = ("t-bm1", "02:00:00:00:07:50", "10.0.1.50/24")
 SCRIPT = """#!/bin/sh
 [ "$1" = bound ] && env > "{out}"
 exit 0
@@ -72,7 +73,7 @@ async def _eventually_ping(namespace: str, destination: str, timeout: float = 30
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     _prerequisites()
-    for name in ("tl-hv1", "tl-hv2", *VMS, BARE_METAL[0]):
+    for name in ("tl-t-hv1", "tl-t-hv2", *VMS, BARE_METAL[0]):
         if Path(f"/run/netns/{name}").exists():
             pytest.fail(f"namespace {name} left over from an earlier run (ip netns del {name})")
     hypervisors = {
@@ -154,7 +155,7 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
             deadline = time.monotonic() + 30
             while True:  # until the agent bound the port and installed its flows
                 done = await asyncio.to_thread(
-                    _in, "vm2", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1",
+                    _in, "t-vm2", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1",
                     "-s", str(script),
                 )  # fmt: skip
                 if done.returncode == 0 or time.monotonic() > deadline:
@@ -162,26 +163,26 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
             assert done.returncode == 0, done.stderr
             told = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
             assert (told["ip"], told["router"].strip()) == ("10.0.1.12", "10.0.1.1")
-            await ip("addr", "add", "10.0.1.12/24", "dev", "eth0", netns="vm2")
-            await ip("route", "add", "default", "via", "10.0.1.1", netns="vm2")
-            await ip("addr", "add", "10.0.1.11/24", "dev", "eth0", netns="vm1")
-            await ip("route", "add", "default", "via", "10.0.1.1", netns="vm1")
-            await ip("addr", "add", "10.0.1.14/24", "dev", "eth0", netns="vm4")
-            await ip("addr", "add", "10.0.2.13/24", "dev", "eth0", netns="vm3")
-            await ip("route", "add", "default", "via", "10.0.2.1", netns="vm3")
+            await ip("addr", "add", "10.0.1.12/24", "dev", "eth0", netns="t-vm2")
+            await ip("route", "add", "default", "via", "10.0.1.1", netns="t-vm2")
+            await ip("addr", "add", "10.0.1.11/24", "dev", "eth0", netns="t-vm1")
+            await ip("route", "add", "default", "via", "10.0.1.1", netns="t-vm1")
+            await ip("addr", "add", "10.0.1.14/24", "dev", "eth0", netns="t-vm4")
+            await ip("addr", "add", "10.0.2.13/24", "dev", "eth0", netns="t-vm3")
+            await ip("route", "add", "default", "via", "10.0.2.1", netns="t-vm3")
 
-            assert await _eventually_ping("vm1", "10.0.1.12"), "VM to VM across hypervisors"
-            assert await _eventually_ping("vm1", "10.0.1.50"), "VM to the bare-metal host"
+            assert await _eventually_ping("t-vm1", "10.0.1.12"), "VM to VM across hypervisors"
+            assert await _eventually_ping("t-vm1", "10.0.1.50"), "VM to the bare-metal host"
             assert await _eventually_ping(BARE_METAL[0], "10.0.1.12"), "bare metal to a VM"
-            assert await _eventually_ping("vm1", "10.0.2.13"), "routed to another network"
-            assert not await _ping("vm1", "10.0.1.99", count=1), "nobody has that address"
-            assert not await _ping("vm4", "10.0.1.11", count=2), "another tenant's network"
-            assert not await _ping("vm4", "10.0.1.12", count=2), "... on either hypervisor"
+            assert await _eventually_ping("t-vm1", "10.0.2.13"), "routed to another network"
+            assert not await _ping("t-vm1", "10.0.1.99", count=1), "nobody has that address"
+            assert not await _ping("t-vm4", "10.0.1.11", count=2), "another tenant's network"
+            assert not await _ping("t-vm4", "10.0.1.12", count=2), "... on either hypervisor"
             # vm1 takes an address that is not its own: dropped where it enters
-            await ip("addr", "flush", "dev", "eth0", netns="vm1")
-            await ip("neigh", "flush", "all", netns="vm1")
-            await ip("addr", "add", "10.0.1.77/24", "dev", "eth0", netns="vm1")
-            assert not await _ping("vm1", "10.0.1.12", count=2), "a spoofed source IP"
+            await ip("addr", "flush", "dev", "eth0", netns="t-vm1")
+            await ip("neigh", "flush", "all", netns="t-vm1")
+            await ip("addr", "add", "10.0.1.77/24", "dev", "eth0", netns="t-vm1")
+            assert not await _ping("t-vm1", "10.0.1.12", count=2), "a spoofed source IP"
     finally:
         for agent in agents:
             await agent.stop()

@@ -1,6 +1,8 @@
 """``tether lab``: the emulated fabric. ``vtep`` runs an emulated hardware VTEP,
 ``vtep-state`` shows what its ASIC forwards on, ``host`` / ``host-del`` plug a host
-namespace into a front-panel port of a switch running the ovs ASIC and unplug it.
+namespace into a front-panel port of a switch running the ovs ASIC and unplug it;
+``hypervisor``, ``vm`` and ``vm-del`` do the same for hypervisors (:mod:`.lab_hypervisor`);
+``down`` stops the demo lab.
 
 Thin: :class:`tether.lab.EmulatedSwitch` does the work and :mod:`tether.lab.records` reads
 the state files; this module parses flags, waits for SIGTERM/SIGINT and prints. Exported as
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import typer
 
+from tether.cli import lab_hypervisor
 from tether.cli.output import fail, print_json, print_line, print_table
 from tether.lab import (
     DEFAULT_UNDERLAY,
@@ -269,6 +272,18 @@ def _describe_host(record: HostRecord) -> str:
         f"host {record.name}: {record.device} {record.address}{vlan} behind "
         f"{record.switch} {record.port} (ip netns exec {record.name} ...)"
     )
+
+
+lab_hypervisor.register(lab_app)
+
+
+@lab_app.command("down")
+def down() -> None:
+    """Stop the demo lab (`tether demo`): agents, hypervisors and their VMs, the switch and
+    its host, the controller."""
+    from tether.cli.demo import stop_demo
+
+    stop_demo()
 
 
 if __name__ == "__main__":

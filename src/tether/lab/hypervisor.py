@@ -9,9 +9,11 @@ What :class:`LabHypervisor` builds for hypervisor ``NAME`` (directory ``DIR``):
   (:mod:`.ovs_asic`) — its internal port holds the tunnel IP, its ``phy0`` veth leads to the
   shared segment (:mod:`.underlay`), and OVS's tunnel route sends VXLAN there;
 * VMs (:meth:`LabHypervisor.plug`): a namespace each, ``eth0`` one end of a veth whose other
-  end is a ``br-int`` port with ``external_ids:iface-id`` = the tether port's name or id —
-  the convention the agent discovers VIFs by. Transmit checksum offload is turned off in the
-  VM (:mod:`.host_nic`), so TCP and UDP survive the userspace datapath.
+  end (``v-VM``) is a ``br-int`` port with ``external_ids:iface-id`` = the tether port's name
+  or id — the convention the agent discovers VIFs by. Transmit checksum offload is turned off
+  in the VM (:mod:`.host_nic`), so TCP and UDP survive the userspace datapath. Each VM is
+  recorded in ``DIR/vms/VM.json``, so another process (``tether lab vm``) can plug one into
+  a running hypervisor and stopping the hypervisor removes them all.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +32,15 @@ from tether.lab.netns import add_namespace, add_veth, delete_namespace, in_names
 from tether.lab.ovs_daemons import OvsInstance
 from tether.lab.underlay import DEFAULT_UNDERLAY, MEMBER_LINK, Underlay
 
-__all__ = ["INTEGRATION_BRIDGE", "LabHypervisor", "Vm"]
+__all__ = ["INTEGRATION_BRIDGE", "LabHypervisor", "Vm", "vm_link"]
 
 INTEGRATION_BRIDGE = "br-int"
 UNDERLAY_BRIDGE = "br-phy"
+
+
+def vm_link(vm: str) -> str:
+    """The hypervisor-side end of a VM's veth: ``v-VM`` (at most 15 characters)."""
+    return f"v-{vm}"[:15]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,7 @@ class LabHypervisor:
         self.ovs = OvsInstance(directory, self.namespace)
         self.underlay = Underlay(underlay)
         self.vms: dict[str, Vm] = {}
+        self.vms_dir = directory / "vms"
         self._made: list[str] = []
 
     @property
@@ -107,8 +116,9 @@ class LabHypervisor:
     async def plug(self, vm: str, *, iface_id: str, mac: str) -> Vm:
         """A VM: namespace ``vm`` whose ``eth0`` (MAC ``mac``) is a ``br-int`` port named by
         ``iface_id``. The agent must have created ``br-int`` (it waits for it)."""
-        link = f"vif{len(self.vms) + 1}"
+        link = vm_link(vm)
         await add_namespace(vm)
+        self._record(vm)
         try:
             await add_veth(link, "eth0", peer_netns=vm, netns=self.namespace)
             await ip("link", "set", link, "up", netns=self.namespace)
@@ -124,17 +134,34 @@ class LabHypervisor:
             await ip("link", "set", "lo", "up", netns=vm)
             await run(in_namespace(vm, [sys.executable, "-m", "tether.lab.host_nic", "eth0"]))
         except BaseException:
-            await delete_namespace(vm)
+            await self.unplug(vm)
             raise
         plugged = Vm(vm, iface_id, mac, link)
         self.vms[vm] = plugged
         return plugged
 
+    async def unplug(self, vm: str) -> None:
+        """Remove a VM this hypervisor recorded (its port, its namespace, its record)."""
+        record = self.vms_dir / f"{vm}.json"
+        if not record.exists():
+            raise NetworkSetupError(f"{vm} is not a VM of hypervisor {self.name}")
+        with contextlib.suppress(Exception):
+            await self.ovs.vsctl("--if-exists", "del-port", INTEGRATION_BRIDGE, vm_link(vm))
+        with contextlib.suppress(Exception):
+            await delete_namespace(vm)
+        record.unlink(missing_ok=True)
+        self.vms.pop(vm, None)
+
+    def recorded_vms(self) -> list[str]:
+        return sorted(path.stem for path in self.vms_dir.glob("*.json"))
+
+    def _record(self, vm: str) -> None:
+        self.vms_dir.mkdir(parents=True, exist_ok=True)
+        (self.vms_dir / f"{vm}.json").write_text(json.dumps({"vm": vm, "link": vm_link(vm)}))
+
     async def stop(self) -> None:
-        for vm in list(self.vms):
-            with contextlib.suppress(Exception):
-                await delete_namespace(vm)
-            del self.vms[vm]
+        for vm in self.recorded_vms():
+            await self.unplug(vm)
         await self.ovs.stop()
         if "underlay" in self._made:
             with contextlib.suppress(Exception):
