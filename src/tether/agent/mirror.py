@@ -49,9 +49,12 @@ class WatchedStore:
 
     name = "watch"
 
-    def __init__(self, url: str, *, prefix: str = "/tether/") -> None:
+    def __init__(self, url: str, *, prefix: str = "/tether/", chassis: str | None = None) -> None:
         self.url = url
         self.prefix = prefix
+        self.chassis = chassis
+        """Ask only for what this chassis needs (``/v1/watch?chassis=``); such a stream
+        always starts with a snapshot, so a reconnect takes a new one."""
         self._kvs: dict[str, KeyValue] = {}
         self._revision = 0
         self._watchers: list[tuple[str, asyncio.Queue[WatchBatch]]] = []
@@ -143,7 +146,9 @@ class WatchedStore:
         async with httpx.AsyncClient(base_url=self.url, timeout=None) as http:
             while True:
                 params: dict[str, Any] = {"prefix": self.prefix}
-                if self._revision:
+                if self.chassis is not None:
+                    params["chassis"] = self.chassis
+                elif self._revision:
                     params["revision"] = self._revision + 1
                 try:
                     async with http.stream("GET", "/v1/watch", params=params) as reply:

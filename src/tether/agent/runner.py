@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 TUNNEL_PORT = "vxlan0"
 TUNNEL_OFPORT = 100
 STATUS_PREFIX = "/tether/status/gateways/"
+UNKNOWN_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class HypervisorAgent:
         self.settings = settings
         self.ovs = ovs
         self.state = AgentState()
-        self.mirror = WatchedStore(settings.server)
+        self.mirror = WatchedStore(settings.server, chassis=settings.chassis)
         self._direct: ReadOnlyStore | None = None
         self.models: ModelService | None = None
         self.inventory: MacInventory | None = None
@@ -100,6 +101,9 @@ class HypervisorAgent:
         self._ovsdb: Client | None = None
         self._vif_monitor: Monitor | None = None
         self._http: httpx.AsyncClient | None = None
+        self._unknown: dict[str, float] = {}
+        """VIF iface-ids no port has (yet), and when that was last asked."""
+        self._retry: asyncio.Task[None] | None = None
         self._network_keys = Keys()
         self._port_keys = Keys()
         self.synced = asyncio.Event()
@@ -140,6 +144,8 @@ class HypervisorAgent:
         self._tasks = [loop.create_task(self._follow())]
 
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -187,11 +193,13 @@ class HypervisorAgent:
         assert self.models is not None and self.inventory is not None
         async with self.models.reading():
             catalog = self.models.catalog
-            to_bind = [
-                port.id
+            # a VIF whose port this agent does not see bound to it: the port is elsewhere in
+            # the fabric (the agent's stream holds only its own networks): ask the API
+            unbound = [
+                vif.iface_id
                 for vif in self.state.vifs.values()
-                if (port := _port_of(catalog.objects["ports"], vif.iface_id)) is not None
-                and port.chassis != s.chassis
+                if (port := _port_of(catalog.objects["ports"], vif.iface_id)) is None
+                or port.chassis != s.chassis
             ]
             view = agent_view(
                 catalog,
@@ -211,11 +219,44 @@ class HypervisorAgent:
         self.state.leases.clear()
         self.state.leases.update(leases)
         await self.applier.apply(compile_flows(view))
-        for port_id in to_bind:  # the next sync, after the model change, programs them
-            assert self._http is not None
-            reply = await self._http.patch(f"/v1/ports/{port_id}", json={"chassis": s.chassis})
-            reply.raise_for_status()
+        await self._bind(unbound)  # the next sync, after the model change, programs them
         self.state.syncs += 1
+
+    async def _bind(self, iface_ids: list[str]) -> None:
+        """Bind the ports these VIFs name to this chassis. A name no port has yet is asked
+        about again only after :data:`UNKNOWN_RETRY_SECONDS`."""
+        now = asyncio.get_running_loop().time()
+        wanted = [i for i in iface_ids if now - self._unknown.get(i, -1e9) >= UNKNOWN_RETRY_SECONDS]
+        limit = asyncio.Semaphore(16)
+
+        async def bind(iface_id: str) -> None:
+            assert self._http is not None
+            async with limit:
+                found = await self._http.get(f"/v1/ports/{iface_id}")
+                if found.status_code == 404:
+                    self._unknown[iface_id] = now
+                    return
+                found.raise_for_status()
+                port = found.json()
+                if port.get("chassis") != self.settings.chassis:
+                    reply = await self._http.patch(
+                        f"/v1/ports/{port['id']}", json={"chassis": self.settings.chassis}
+                    )
+                    reply.raise_for_status()
+                self._unknown.pop(iface_id, None)
+
+        await asyncio.gather(*(bind(i) for i in wanted))
+        if len(wanted) < len(iface_ids):
+            self._retry_unknown()
+
+    def _retry_unknown(self) -> None:
+        if self._retry is None or self._retry.done():
+            loop = asyncio.get_running_loop()
+            self._retry = loop.create_task(self._wake_later(UNKNOWN_RETRY_SECONDS))
+
+    async def _wake_later(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._wake.set()
 
     def _vifs_changed(self) -> None:
         monitor = self._vif_monitor

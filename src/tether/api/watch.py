@@ -11,6 +11,12 @@ Without ``revision`` the stream starts with a snapshot of every key under the pr
 line with ``"snapshot": true``), then follows changes from the snapshot's revision + 1. With
 ``revision=N`` it replays history from N (inclusive); a compacted N answers 410 and the client
 lists again. Values are base64, as in etcd's JSON gateway.
+
+``chassis=NAME`` narrows the stream to what that hypervisor needs
+(:class:`~tether.service.scope.ChassisScope`): the networks of its ports and the networks
+its routers reach, with their ports, routers and MAC claims, plus every chassis, gateway,
+binding and status. A network that becomes relevant arrives whole; one that stops being
+relevant is deleted from the stream. Such a stream always starts with a snapshot.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from tether.api.errors import error_response
 from tether.service.keys import WATCHABLE_PREFIX
-from tether.store import CompactedError, Event, KeyValue, Store, WatchBatch
+from tether.service.scope import ChassisScope
+from tether.store import CompactedError, Event, EventType, KeyValue, Store, WatchBatch
 
 __all__ = ["router"]
 
@@ -63,21 +70,31 @@ async def watch(
     request: Request,
     prefix: str = Query(WATCHABLE_PREFIX, description="key prefix, under /tether/"),
     revision: int | None = Query(None, ge=1, description="replay from this revision"),
+    chassis: str | None = Query(None, description="only what this hypervisor needs"),
 ) -> StreamingResponse | JSONResponse:
     if not prefix.startswith(WATCHABLE_PREFIX):
         return error_response(
             400, "invalid", f"prefix must start with {WATCHABLE_PREFIX}", "prefix"
         )
+    if chassis is not None and revision is not None:
+        return error_response(
+            400, "invalid", "a chassis stream starts with a snapshot: no revision", "revision"
+        )
     store: Store = request.app.state.store
+    scope = ChassisScope(chassis) if chassis is not None else None
     head: list[bytes] = []
     if revision is None:
         listing = await store.range(prefix)
+        kvs = list(listing.kvs)
+        if scope is not None:
+            change = scope.take([Event(EventType.PUT, kv) for kv in kvs], listing.revision)
+            kvs = [event.kv for event in change.passed]
         head.append(
             _line(
                 {
                     "revision": listing.revision,
                     "snapshot": True,
-                    "events": [{"type": "put", **_kv(kv)} for kv in listing.kvs],
+                    "events": [{"type": "put", **_kv(kv)} for kv in kvs],
                 }
             )
         )
@@ -90,17 +107,58 @@ async def watch(
         exc = first.exception()
         assert isinstance(exc, CompactedError)
         return error_response(410, "compacted", str(exc), "revision")
-    return StreamingResponse(_stream(head, first, stream), media_type="application/x-ndjson")
+    batches = _scoped(stream, scope, store, prefix) if scope is not None else stream
+    return StreamingResponse(
+        _stream(head, first, batches, scope, store, prefix), media_type="application/x-ndjson"
+    )
+
+
+async def _scoped(
+    stream: AsyncIterator[WatchBatch], scope: ChassisScope, store: Store, prefix: str
+) -> AsyncIterator[WatchBatch]:
+    try:
+        async for batch in stream:
+            yield await _narrow(batch, scope, store, prefix)
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _narrow(batch: WatchBatch, scope: ChassisScope, store: Store, prefix: str) -> WatchBatch:
+    """The batch as the chassis sees it: what passes, the networks it gains, whole, and
+    deletes for the networks it loses."""
+    if not batch.events:
+        return batch
+    change = scope.take(batch.events, batch.revision)
+    events = list(change.passed)
+    if change.gained:
+        passed = {event.kv.key for event in events}
+        listing = await store.range(prefix)
+        events += [
+            Event(EventType.PUT, kv)
+            for kv in scope.backfill(listing.kvs, change.gained)
+            if kv.key not in passed
+        ]
+    events += change.dropped
+    return WatchBatch(batch.revision, tuple(events))
 
 
 async def _stream(
-    head: list[bytes], first: asyncio.Future[WatchBatch], stream: AsyncIterator[WatchBatch]
+    head: list[bytes],
+    first: asyncio.Future[WatchBatch],
+    stream: AsyncIterator[WatchBatch],
+    scope: ChassisScope | None,
+    store: Store,
+    prefix: str,
 ) -> AsyncIterator[bytes]:
     try:
         for line in head:
             yield line
         try:
-            yield _batch_line(await first)
+            batch = await first
+            if scope is not None:
+                batch = await _narrow(batch, scope, store, prefix)
+            yield _batch_line(batch)
             async for batch in stream:
                 yield _batch_line(batch)
         except CompactedError as exc:

@@ -156,12 +156,15 @@ class ModelService:
     def _apply_events(self, events: tuple[Event, ...]) -> None:
         for event in events:
             revision = event.kv.mod_revision
-            if revision <= self.catalog.fence_revision:
-                continue  # written by this service and already applied
             if event.kv.key == FENCE:
                 continue
             where = kind_and_id(event.kv.key)
             if where is None or where[0] not in KINDS:
+                continue
+            known = self.catalog.mod_revisions.get(where)
+            if known is not None and revision <= known:
+                continue  # this version (or a newer one) is applied: e.g. written here
+            if event.type is EventType.DELETE and where[1] not in self.catalog.objects[where[0]]:
                 continue
             if event.type is EventType.DELETE:
                 self.catalog.remove(*where)
