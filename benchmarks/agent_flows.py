@@ -115,8 +115,8 @@ async def _timed(
         vifs += ["--", "add-port", "br-int", f"v{n}", "--", "set", "Interface", f"v{n}"]
         vifs += ["type=internal", f"external_ids:iface-id=n{n}p0"]
     await ovs.vsctl(*vifs)
-    while len(agent.state.vifs) < networks:
-        await asyncio.sleep(0.05)
+    while len(agent.state.vifs) < networks or agent.unknown_vifs < networks:
+        await asyncio.sleep(0.05)  # the agent saw the VIFs and found no ports for them yet
     await asyncio.sleep(0.5)  # idle
 
     body = bulk_body(networks)

@@ -48,6 +48,8 @@ TUNNEL_PORT = "vxlan0"
 TUNNEL_OFPORT = 100
 STATUS_PREFIX = "/tether/status/gateways/"
 UNKNOWN_RETRY_SECONDS = 5.0
+BULK_LOOKUP = 20
+"""More VIFs than this to look up: list the ports once instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,11 @@ class HypervisorAgent:
         self._port_keys = Keys()
         self.synced = asyncio.Event()
         """Set after each sync that left the bridge equal to the model."""
+
+    @property
+    def unknown_vifs(self) -> int:
+        """VIFs whose iface-id no port has (as last asked)."""
+        return len(self._unknown)
 
     async def start(self) -> None:
         s = self.settings
@@ -195,10 +202,12 @@ class HypervisorAgent:
             catalog = self.models.catalog
             # a VIF whose port this agent does not see bound to it: the port is elsewhere in
             # the fabric (the agent's stream holds only its own networks): ask the API
+            ports = catalog.objects["ports"]
+            names = {p.name: p for p in ports.values() if isinstance(p, Port) and p.name}
             unbound = [
                 vif.iface_id
                 for vif in self.state.vifs.values()
-                if (port := _port_of(catalog.objects["ports"], vif.iface_id)) is None
+                if (port := _port_of(ports, names, vif.iface_id)) is None
                 or port.chassis != s.chassis
             ]
             view = agent_view(
@@ -245,9 +254,40 @@ class HypervisorAgent:
                     reply.raise_for_status()
                 self._unknown.pop(iface_id, None)
 
-        await asyncio.gather(*(bind(i) for i in wanted))
-        if len(wanted) < len(iface_ids):
+        if len(wanted) > BULK_LOOKUP:  # one listing costs less than many lookups
+            await self._bind_listed(wanted, now)
+        else:
+            await asyncio.gather(*(bind(i) for i in wanted))
+        if len(wanted) < len(iface_ids) or self._unknown:
             self._retry_unknown()
+
+    async def _bind_listed(self, wanted: list[str], now: float) -> None:
+        assert self._http is not None
+        by_ref: dict[str, dict[str, Any]] = {}
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if after:
+                params["after"] = after
+            page = (await self._http.get("/v1/ports", params=params)).raise_for_status().json()
+            for port in page["items"]:
+                by_ref[port["id"]] = port
+                if port.get("name"):
+                    by_ref.setdefault(port["name"], port)
+            after = page.get("next")
+            if not after:
+                break
+        for iface_id in wanted:
+            port = by_ref.get(iface_id)
+            if port is None:
+                self._unknown[iface_id] = now
+                continue
+            self._unknown.pop(iface_id, None)
+            if port.get("chassis") != self.settings.chassis:
+                reply = await self._http.patch(
+                    f"/v1/ports/{port['id']}", json={"chassis": self.settings.chassis}
+                )
+                reply.raise_for_status()
 
     def _retry_unknown(self) -> None:
         if self._retry is None or self._retry.done():
@@ -300,11 +340,9 @@ class HypervisorAgent:
         reply.raise_for_status()
 
 
-def _port_of(ports: Mapping[str, Any], iface_id: str) -> Port | None:
+def _port_of(ports: Mapping[str, Any], names: Mapping[str, Port], iface_id: str) -> Port | None:
+    """The port a VIF names: by id, else by name."""
     found = ports.get(iface_id)
     if isinstance(found, Port):
         return found
-    for port in ports.values():
-        if isinstance(port, Port) and port.name == iface_id:
-            return port
-    return None
+    return names.get(iface_id)

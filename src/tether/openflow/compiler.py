@@ -177,11 +177,13 @@ def _port_security(view: AgentView) -> Iterator[Flow]:
 
 
 def _arp_responder(view: AgentView) -> Iterator[Flow]:
+    routers: dict[str, list[RouterInterface]] = {}
+    for interface in view.routers:
+        routers.setdefault(interface.network, []).append(interface)
     for network in view.networks.values():
         answers = dict(network.hosts)
-        for interface in view.routers:
-            if interface.network == network.id:
-                answers[interface.ip] = interface.mac
+        for interface in routers.get(network.id, ()):
+            answers[interface.ip] = interface.mac
         for ip, mac in sorted(answers.items()):
             if ":" in ip:
                 continue
@@ -265,8 +267,11 @@ def _l2_lookup(view: AgentView) -> Iterator[Flow]:
         if network is not None:
             fields: Fields = {"metadata": network.key, "dl_dst": port.mac}
             yield _flow(Table.L2_LOOKUP, 100, fields, Output(port.ofport))
+    macs: dict[str, set[str]] = {}
+    for port in view.ports:
+        macs.setdefault(port.network, set()).add(port.mac)
     for network in view.networks.values():
-        local = {port.mac for port in view.ports if port.network == network.id}
+        local = macs.get(network.id, set())
         for mac, vtep in sorted(network.remote.items()):
             if mac in local:
                 continue
@@ -282,12 +287,11 @@ def _l2_lookup(view: AgentView) -> Iterator[Flow]:
 
 
 def _flood(view: AgentView) -> Iterator[Flow]:
+    outputs: dict[str, list[Output]] = {}
+    for port in sorted(view.ports, key=lambda p: p.ofport):
+        outputs.setdefault(port.network, []).append(Output(port.ofport))
     for network in view.networks.values():
-        local = tuple(
-            Output(port.ofport)
-            for port in sorted(view.ports, key=lambda p: p.ofport)
-            if port.network == network.id
-        )
+        local = tuple(outputs.get(network.id, ()))
         from_tunnel = {"metadata": network.key, FROM_TUNNEL_REG: 1}
         yield _flow(Table.FLOOD, 100, from_tunnel, *local, why="split horizon")
         remote = [a for vtep in sorted(network.vteps) for a in _to_vtep(view, network, vtep)]
