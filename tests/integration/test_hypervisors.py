@@ -118,6 +118,40 @@ async def _model(http: httpx.AsyncClient, tor1: EmulatedSwitch) -> None:
     (await http.post("/v1/gateways/tor1/bindings", json=binding)).raise_for_status()
 
 
+async def _start_agents(hypervisors: dict[str, LabHypervisor], url: str) -> list[HypervisorAgent]:
+    agents = []
+    for name, hypervisor in hypervisors.items():
+        settings = AgentSettings(
+            chassis=name,
+            tunnel_ip=hypervisor.tunnel_ip,
+            server=url,
+            ovsdb=hypervisor.ovsdb,
+            datapath="netdev",
+        )
+        agent = HypervisorAgent(settings, hypervisor.ovs)
+        await agent.start()
+        agents.append(agent)
+    return agents
+
+
+async def _dhcp(vm: str, tmp_path: Path) -> dict[str, str]:
+    """Run udhcpc in the VM until its agent answers; what it was told."""
+    out = tmp_path / f"{vm}.env"
+    script = tmp_path / "script.sh"
+    script.write_text(SCRIPT.format(out=out))
+    script.chmod(0o755)
+    deadline = time.monotonic() + 30
+    while True:  # until the agent bound the port and installed its flows
+        done = await asyncio.to_thread(
+            _in, vm, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1",
+            "-s", str(script),
+        )  # fmt: skip
+        if done.returncode == 0 or time.monotonic() > deadline:
+            break
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+
+
 async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
     lab: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -129,17 +163,7 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             await _model(http, tor1)
-            for name, hypervisor in hypervisors.items():
-                settings = AgentSettings(
-                    chassis=name,
-                    tunnel_ip=hypervisor.tunnel_ip,
-                    server=server.url,
-                    ovsdb=hypervisor.ovsdb,
-                    datapath="netdev",
-                )
-                agent = HypervisorAgent(settings, hypervisor.ovs)
-                await agent.start()
-                agents.append(agent)
+            agents += await _start_agents(hypervisors, server.url)
             for name, (hv, _network, mac, _address) in VMS.items():
                 await hypervisors[hv].plug(name, iface_id=name, mac=mac)
             await add_host(
@@ -148,20 +172,7 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
             )  # fmt: skip
 
             # vm2 asks its hypervisor for its address; the others are configured by hand
-            out = tmp_path / "vm2.env"
-            script = tmp_path / "script.sh"
-            script.write_text(SCRIPT.format(out=out))
-            script.chmod(0o755)
-            deadline = time.monotonic() + 30
-            while True:  # until the agent bound the port and installed its flows
-                done = await asyncio.to_thread(
-                    _in, "t-vm2", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1",
-                    "-s", str(script),
-                )  # fmt: skip
-                if done.returncode == 0 or time.monotonic() > deadline:
-                    break
-            assert done.returncode == 0, done.stderr
-            told = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+            told = await _dhcp("t-vm2", tmp_path)
             assert (told["ip"], told["router"].strip()) == ("10.0.1.12", "10.0.1.1")
             await ip("addr", "add", "10.0.1.12/24", "dev", "eth0", netns="t-vm2")
             await ip("route", "add", "default", "via", "10.0.1.1", netns="t-vm2")
@@ -184,6 +195,8 @@ async def test_vms_reach_each_other_the_bare_metal_host_and_other_networks(
             await ip("addr", "add", "10.0.1.77/24", "dev", "eth0", netns="t-vm1")
             assert not await _ping("t-vm1", "10.0.1.12", count=2), "a spoofed source IP"
     finally:
-        for agent in agents:
-            await agent.stop()
-        server.kill()
+        try:
+            for agent in agents:
+                await agent.stop()
+        finally:
+            server.kill()

@@ -155,8 +155,12 @@ class HypervisorAgent:
             self._retry.cancel()
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # already logged where it happened; stopping goes on
+                log.exception("agent task ended with an error")
         await self.channel.stop()
         if self._ovsdb is not None:
             await self._ovsdb.close()
@@ -186,6 +190,11 @@ class HypervisorAgent:
             except (httpx.HTTPError, OvsdbError, OSError, ValueError) as exc:
                 self.state.last_error = str(exc)
                 log.warning("agent sync failed: %s", exc)
+                await asyncio.sleep(0.5)
+                self._wake.set()
+            except Exception as exc:  # a bug: say so loudly, keep the last flows, retry
+                self.state.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("agent sync failed")
                 await asyncio.sleep(0.5)
                 self._wake.set()
             model = asyncio.ensure_future(self.models.wait_change(seen))
