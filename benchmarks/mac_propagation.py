@@ -126,6 +126,24 @@ class Fabric:
 async def build(
     url: str, workdir: Path, count: int, own_macs: int
 ) -> tuple[Fabric, list[EmulatedSwitch]]:
+    """Start the switches and the fabric; on any failure, stop what was started."""
+    started: list[EmulatedSwitch] = []
+    clients: list[Client] = []
+    try:
+        return await _build(url, workdir, count, own_macs, started, clients)
+    except BaseException:
+        await shutdown(Fabric(started, clients, ""), started)
+        raise
+
+
+async def _build(
+    url: str,
+    workdir: Path,
+    count: int,
+    own_macs: int,
+    started: list[EmulatedSwitch],
+    clients: list[Client],
+) -> tuple[Fabric, list[EmulatedSwitch]]:
     switches = [
         EmulatedSwitch(
             f"tor{i}",
@@ -137,7 +155,9 @@ async def build(
         for i in range(count)
     ]
     for start in range(0, count, 20):
-        await asyncio.gather(*(s.start() for s in switches[start : start + 20]))
+        group = switches[start : start + 20]
+        started += group  # stopping one that did not start is harmless
+        await asyncio.gather(*(s.start() for s in group))
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
         (await http.post("/v1/networks", json={"name": "fabric", "vni": 7000})).raise_for_status()
         network = (await http.get("/v1/networks/fabric")).json()["id"]
@@ -147,7 +167,7 @@ async def build(
             binding = {"port": "eth1", "vlan": 10, "network": "fabric"}
             reply = await http.post(f"/v1/gateways/{switch.name}/bindings", json=binding)
             reply.raise_for_status()
-    clients = [Client(s.address) for s in switches]
+    clients += [Client(s.address) for s in switches]
     for client in clients:
         await client.connect(timeout=30)
     fabric = Fabric(switches, clients, network)
