@@ -270,3 +270,50 @@ async def _eventually(check: Any, what: str, *, timeout: float = 20, sync: bool 
             return
         assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s: {what}"
         await asyncio.sleep(0.1)
+
+
+async def test_the_audit_repairs_flows_changed_behind_the_agents_back(
+    hypervisor: Hypervisor, tmp_path: Path
+) -> None:
+    """A tether flow deleted, a stale tether flow injected: both repaired within one audit
+    interval; a foreign flow is left alone."""
+    ovs = hypervisor.ovs
+    target = ovs.bridge_target("br-int")
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
+            (await http.post("/v1/networks", json=network)).raise_for_status()
+            for n in (1, 2):
+                port = {"network": "web", "name": f"vm{n}", "mac": MACS[n], "ips": [IPS[n]]}
+                (await http.post("/v1/ports", json=port)).raise_for_status()
+            settings = AgentSettings(
+                chassis="hv1",
+                tunnel_ip="192.0.2.11",
+                server=url,
+                ovsdb=f"unix:{ovs.db_socket}",
+                datapath="netdev",
+                audit_seconds=0.5,
+            )
+            agent = HypervisorAgent(settings, ovs)
+            await agent.start()
+            try:
+                await _eventually(lambda: _has_flows_for(agent, MACS[2]), "flows", sync=True)
+                lookup = f"table=50,priority=100,metadata=0x1,dl_dst={MACS[2]}"
+                await ovs.ofctl("-O", "OpenFlow13", "del-flows", "--strict", target, lookup)
+                stale = "cookie=0x7e7e000000000000,table=0,priority=250,in_port=3,actions=drop"
+                foreign = "cookie=0x1234,table=0,priority=260,in_port=4,actions=drop"
+                for flow in (stale, foreign):
+                    await ovs.ofctl("-O", "OpenFlow13", "add-flow", target, flow)
+
+                async def repaired() -> bool:
+                    dump = await ovs.ofctl("-O", "OpenFlow13", "dump-flows", target)
+                    return (
+                        f"dl_dst={MACS[2]}" in dump
+                        and "priority=250" not in dump
+                        and "priority=260" in dump
+                    )
+
+                await _eventually(repaired, "the audit repaired the bridge", timeout=10)
+                assert agent.state.repairs >= 2
+            finally:
+                await agent.stop()

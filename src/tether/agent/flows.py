@@ -5,10 +5,17 @@ set in one ``ovs-ofctl --bundle`` transaction (a ``delete`` by cookie and mask, 
 adds): a packet sees either the old flows or the new ones, never an empty table, and foreign
 flows stay. Later calls send only the difference (:func:`tether.openflow.diff_flows`):
 adds, ``modify_strict`` and ``delete_strict`` lines, again as one bundle.
+
+:meth:`FlowApplier.audit` compares what the switch really holds with the desired set
+(``ovs-ofctl diff-flows``): a tether flow missing, changed, or on the switch without being
+wanted (someone deleted, edited or injected it behind tether's back) is repaired by the
+atomic replace of the first apply. Foreign flows (other cookies) are never counted or
+touched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
@@ -54,12 +61,39 @@ class FlowApplier:
         self.bundles += 1
         return changes
 
-    async def _bundle(self, lines: list[str]) -> None:
+    async def audit(self, desired: frozenset[Flow]) -> int:
+        """Repair the switch if it differs from ``desired``; the number of flows repaired."""
+        path = self._write([to_ofctl(flow) for flow in sorted(desired, key=_order)])
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "ovs-ofctl", "-O", "OpenFlow13", "diff-flows", self.target, str(path),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await process.communicate()
+        finally:
+            path.unlink(missing_ok=True)
+        if process.returncode not in (0, 2):  # 2: differences found
+            raise OSError(f"ovs-ofctl diff-flows: {err.decode(errors='replace').strip()}")
+        ours = f"cookie={COOKIE:#x}"[:13]  # the tether part of the cookie
+        wrong = [
+            line
+            for line in out.decode().splitlines()
+            if line.startswith("+") or (line.startswith("-") and ours in line)
+        ]
+        if wrong:
+            self.installed = None  # replace everything of tether's, atomically
+            await self.apply(desired)
+        return len(wrong)
+
+    def _write(self, lines: list[str]) -> Path:
         with tempfile.NamedTemporaryFile(
             "w", suffix=".flows", dir=self._workdir, delete=False
         ) as handle:
             handle.write("".join(line + "\n" for line in lines))
-            path = Path(handle.name)
+            return Path(handle.name)
+
+    async def _bundle(self, lines: list[str]) -> None:
+        path = self._write(lines)
         try:
             await self.ovs.ofctl(
                 "-O", "OpenFlow13", "--bundle", "add-flows", self.target, str(path)

@@ -31,7 +31,7 @@ from tether.agent.dhcp_server import DhcpServer
 from tether.agent.flows import FlowApplier
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.model.resources import Port
-from tether.openflow import compile_flows
+from tether.openflow import Flow, compile_flows
 from tether.openflow.dhcp import DhcpLease
 from tether.openflow.view import Keys, Vif, agent_view, dhcp_lease, tunnel_ips
 from tether.ovsdb import Client, Monitor, OvsdbError
@@ -64,6 +64,8 @@ class AgentSettings:
     store: str | None = None
     """``etcd://...``: read the model and claims from etcd directly; otherwise through the
     controller's watch API (the embedded store)."""
+    audit_seconds: float = 30.0
+    """How often the bridge's flows are compared with the desired ones and repaired."""
 
     @property
     def rundir(self) -> Path:
@@ -79,6 +81,8 @@ class AgentState:
     leases: dict[int, DhcpLease] = field(default_factory=dict)
     syncs: int = 0
     last_error: str = ""
+    repairs: int = 0
+    """Flows the audit found missing, changed or unwanted, and repaired."""
 
 
 class HypervisorAgent:
@@ -103,6 +107,8 @@ class HypervisorAgent:
         self._ovsdb: Client | None = None
         self._vif_monitor: Monitor | None = None
         self._http: httpx.AsyncClient | None = None
+        self._applying = asyncio.Lock()
+        self._desired: frozenset[Flow] | None = None
         self._unknown: dict[str, float] = {}
         """VIF iface-ids no port has (yet), and when that was last asked."""
         self._retry: asyncio.Task[None] | None = None
@@ -148,7 +154,7 @@ class HypervisorAgent:
         self._vifs_changed()
         self.channel.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._follow())]
+        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._audit())]
 
     async def stop(self) -> None:
         if self._retry is not None:
@@ -204,6 +210,22 @@ class HypervisorAgent:
             other.cancel()
             self.synced.clear()
 
+    async def _audit(self) -> None:
+        """Now and then, make sure the switch still holds what was applied."""
+        while True:
+            await asyncio.sleep(self.settings.audit_seconds)
+            if self._desired is None:
+                continue
+            try:
+                async with self._applying:
+                    repaired = await self.applier.audit(self._desired)
+            except (OSError, OvsdbError) as exc:
+                log.warning("flow audit failed: %s", exc)
+                continue
+            if repaired:
+                self.state.repairs += repaired
+                log.warning("flow audit: %d flows differed from the model; repaired", repaired)
+
     async def _sync(self) -> None:
         s = self.settings
         assert self.models is not None and self.inventory is not None
@@ -236,7 +258,10 @@ class HypervisorAgent:
                     leases[local.ofport] = lease
         self.state.leases.clear()
         self.state.leases.update(leases)
-        await self.applier.apply(compile_flows(view))
+        desired = compile_flows(view)
+        async with self._applying:
+            await self.applier.apply(desired)
+            self._desired = desired
         await self._bind(unbound)  # the next sync, after the model change, programs them
         self.state.syncs += 1
 

@@ -41,6 +41,9 @@ def agent(
             "(default: through the controller's watch API)."
         ),
     ] = None,
+    audit_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between flow audits (repairs what differs).")
+    ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run the hypervisor agent: register the chassis, keep the bridge's flows equal to the
@@ -58,6 +61,7 @@ def agent(
             bridge=parse_name(bridge),
             datapath=datapath.value,
             store=store,
+            audit_seconds=audit_interval,
         )
         settings.rundir  # noqa: B018 - validates --ovsdb
         if store is not None and not store.startswith("etcd://"):
