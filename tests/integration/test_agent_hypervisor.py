@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from tether.lab.netns import add_namespace, add_veth, delete_namespace, ip
 from tether.lab.ovs_daemons import OvsInstance
 from tether.openflow import AgentView, LocalPort, NetworkView, RouterInterface, compile_flows
 from tether.openflow.dhcp import DhcpLease
+from tether.openflow.pipeline import cookie_of
 from tether.store import open_store
 
 pytestmark = pytest.mark.anyio
@@ -317,3 +319,52 @@ async def test_the_audit_repairs_flows_changed_behind_the_agents_back(
                 assert agent.state.repairs >= 2
             finally:
                 await agent.stop()
+
+
+async def test_a_restarted_agent_installs_a_new_generation_and_cleans_up_dead_ones(
+    hypervisor: Hypervisor, tmp_path: Path
+) -> None:
+    ovs = hypervisor.ovs
+    target = ovs.bridge_target("br-int")
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
+            (await http.post("/v1/networks", json=network)).raise_for_status()
+            port = {"network": "web", "name": "vm1", "mac": MACS[1], "ips": [IPS[1]]}
+            (await http.post("/v1/ports", json=port)).raise_for_status()
+            settings = AgentSettings(
+                chassis="hv1",
+                tunnel_ip="192.0.2.11",
+                server=url,
+                ovsdb=f"unix:{ovs.db_socket}",
+                datapath="netdev",
+            )
+            generations = []
+            for _ in range(2):  # the agent, then the agent restarted
+                agent = HypervisorAgent(settings, ovs)
+                await agent.start()
+                try:
+                    await _eventually(lambda a=agent: _has_flows_for(a, MACS[1]), "flows")
+                    await _eventually(
+                        lambda a=agent: _live(a, ovs), "generation recorded", sync=True
+                    )
+                    generations.append(agent.generation)
+                    dump = await ovs.ofctl("-O", "OpenFlow13", "dump-flows", target)
+                    cookies = set(re.findall(r"cookie=(0x[0-9a-f]+)", dump))
+                    assert cookies == {hex(cookie_of(agent.generation))}, cookies
+                finally:
+                    await agent.stop()
+            assert generations == [1, 2]
+
+            dead = f"cookie={cookie_of(7):#x},table=0,priority=250,in_port=3,actions=drop"
+            foreign = "cookie=0x1234,table=0,priority=260,in_port=4,actions=drop"
+            for flow in (dead, foreign):
+                await ovs.ofctl("-O", "OpenFlow13", "add-flow", target, flow)
+            assert await HypervisorAgent(settings, ovs).cleanup() == 1
+            dump = await ovs.ofctl("-O", "OpenFlow13", "dump-flows", target)
+            assert "priority=250" not in dump and "priority=260" in dump
+            assert f"dl_dst={MACS[1]}" in dump, "the live generation's flows stay"
+
+
+async def _live(agent: HypervisorAgent, ovs: OvsInstance) -> bool:
+    return await agent.live_generation() == agent.generation

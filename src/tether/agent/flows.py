@@ -16,12 +16,13 @@ touched.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 from pathlib import Path
 
 from tether.agent.bridge import OvsCommands
 from tether.openflow import Flow, diff_flows, to_ofctl
-from tether.openflow.pipeline import COOKIE, COOKIE_MASK
+from tether.openflow.pipeline import COOKIE, COOKIE_MASK, GENERATION_MASK, generation_of
 
 __all__ = ["FlowApplier"]
 
@@ -91,6 +92,26 @@ class FlowApplier:
         ) as handle:
             handle.write("".join(line + "\n" for line in lines))
             return Path(handle.name)
+
+    async def cleanup(self, live: int) -> int:
+        """Delete tether's flows of every generation but ``live`` (residue of an agent that
+        died, or of older ones); foreign flows stay. Returns how many were deleted."""
+        dump = await self.ovs.ofctl("-O", "OpenFlow13", "dump-flows", self.target)
+        stale: dict[int, int] = {}
+        for line in dump.splitlines():
+            found = re.search(r"cookie=(0x[0-9a-f]+)", line)
+            if found is None:
+                continue
+            cookie = int(found[1], 16)
+            generation = generation_of(cookie)
+            if generation is not None and generation != live:
+                key = cookie & GENERATION_MASK
+                stale[key] = stale.get(key, 0) + 1
+        if stale:
+            await self._bundle(
+                [f"delete cookie={cookie:#x}/{GENERATION_MASK:#x}" for cookie in sorted(stale)]
+            )
+        return sum(stale.values())
 
     async def _bundle(self, lines: list[str]) -> None:
         path = self._write(lines)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.model.resources import Port
 from tether.openflow import Flow, compile_flows
 from tether.openflow.dhcp import DhcpLease
+from tether.openflow.pipeline import cookie_of
 from tether.openflow.view import Keys, Vif, agent_view, dhcp_lease, tunnel_ips
 from tether.ovsdb import Client, Monitor, OvsdbError
 from tether.service.ids import RandomIds
@@ -108,6 +109,8 @@ class HypervisorAgent:
         self._vif_monitor: Monitor | None = None
         self._http: httpx.AsyncClient | None = None
         self._applying = asyncio.Lock()
+        self.generation = 0
+        """This agent's generation, in the cookie of every flow it installs."""
         self._desired: frozenset[Flow] | None = None
         self._unknown: dict[str, float] = {}
         """VIF iface-ids no port has (yet), and when that was last asked."""
@@ -146,6 +149,7 @@ class HypervisorAgent:
             tunnel_ofport=TUNNEL_OFPORT,
             controller=f"punix:{s.rundir / s.bridge}.tether",
         )
+        self.generation = await self._next_generation()
         self._ovsdb = Client(s.ovsdb)
         await self._ovsdb.connect(timeout=10)
         self._vif_monitor = await self._ovsdb.monitor_cond_since(
@@ -210,6 +214,33 @@ class HypervisorAgent:
             other.cancel()
             self.synced.clear()
 
+    async def _next_generation(self) -> int:
+        """One more than the live generation the bridge records (1..65535, wrapping)."""
+        return (await self.live_generation()) % 0xFFFF + 1
+
+    async def live_generation(self) -> int:
+        """The generation whose flows are on the bridge (``external_ids:tether-generation``),
+        0 when none is recorded."""
+        try:
+            text = await self.ovs.vsctl(
+                "--if-exists", "get", "Bridge", self.settings.bridge,
+                "external_ids:tether-generation",
+            )  # fmt: skip
+        except Exception:  # no bridge, no record: nothing is live
+            return 0
+        value = text.strip().strip('"')
+        return int(value) if value.isdigit() else 0
+
+    async def _record_generation(self, generation: int) -> None:
+        await self.ovs.vsctl(
+            "set", "Bridge", self.settings.bridge, f"external_ids:tether-generation={generation}"
+        )
+
+    async def cleanup(self) -> int:
+        """Remove tether's flows of every generation but the live one (``tether agent
+        --cleanup``, and on every start); foreign flows stay."""
+        return await self.applier.cleanup(await self.live_generation())
+
     async def _audit(self) -> None:
         """Now and then, make sure the switch still holds what was applied."""
         while True:
@@ -219,7 +250,7 @@ class HypervisorAgent:
             try:
                 async with self._applying:
                     repaired = await self.applier.audit(self._desired)
-            except (OSError, OvsdbError) as exc:
+            except Exception as exc:  # the next audit tries again
                 log.warning("flow audit failed: %s", exc)
                 continue
             if repaired:
@@ -258,10 +289,14 @@ class HypervisorAgent:
                     leases[local.ofport] = lease
         self.state.leases.clear()
         self.state.leases.update(leases)
-        desired = compile_flows(view)
+        cookie = cookie_of(self.generation)
+        desired = frozenset(replace(flow, cookie=cookie) for flow in compile_flows(view))
         async with self._applying:
+            first = self.applier.installed is None
             await self.applier.apply(desired)
             self._desired = desired
+        if first:  # the flows of this generation are in: it is the live one now
+            await self._record_generation(self.generation)
         await self._bind(unbound)  # the next sync, after the model change, programs them
         self.state.syncs += 1
 

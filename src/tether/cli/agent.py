@@ -24,6 +24,13 @@ class Datapath(StrEnum):
 def agent(
     chassis: Annotated[str, typer.Option(help="This hypervisor's chassis name.")],
     tunnel_ip: Annotated[str, typer.Option("--tunnel-ip", help="Its VXLAN tunnel endpoint IP.")],
+    cleanup: Annotated[
+        bool,
+        typer.Option(
+            "--cleanup",
+            help="Only remove tether's flows of dead generations from the bridge, then exit.",
+        ),
+    ] = False,
     server: Annotated[
         str, typer.Option(envvar="TETHER_URL", help="The controller's REST API.")
     ] = DEFAULT_URL,
@@ -75,6 +82,10 @@ def agent(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
 
+    async def clean() -> None:
+        removed = await HypervisorAgent(settings, LocalOvs(settings.ovsdb)).cleanup()
+        typer.echo(f"removed {removed} flows of dead generations from {settings.bridge}")
+
     async def run() -> None:
         runner = HypervisorAgent(settings, LocalOvs(settings.ovsdb))
         stop = asyncio.Event()
@@ -88,7 +99,7 @@ def agent(
             await runner.stop()
 
     try:
-        asyncio.run(run())
+        asyncio.run(clean() if cleanup else run())
     except (OSError, ConnectionError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

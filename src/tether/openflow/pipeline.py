@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["COOKIE", "Table"]
+__all__ = ["COOKIE", "Table", "cookie_of", "generation_of"]
 
 
 class Table(IntEnum):
@@ -53,6 +53,24 @@ COOKIE = 0x7E7E_0000_0000_0000
 """Marks tether's flows: the top 16 bits of the 64-bit cookie. The next 16 bits are left to
 the agent's generation (the restart issue); the rest is free."""
 COOKIE_MASK = 0xFFFF_0000_0000_0000
+GENERATION_SHIFT = 32
+GENERATION_MASK = 0xFFFF_FFFF_0000_0000
+"""Tether's mark and the agent's generation: a cookie of one generation of tether flows."""
+
+
+def cookie_of(generation: int) -> int:
+    """The cookie of tether's flows installed by an agent of ``generation`` (1..65535)."""
+    if not 0 <= generation <= 0xFFFF:
+        raise ValueError(f"generation {generation} is not 0..65535")
+    return COOKIE | generation << GENERATION_SHIFT
+
+
+def generation_of(cookie: int) -> int | None:
+    """The generation of a tether cookie; None for a cookie that is not tether's."""
+    if cookie & COOKIE_MASK != COOKIE:
+        return None
+    return (cookie >> GENERATION_SHIFT) & 0xFFFF
+
 
 # registers
 NETWORK = "metadata"
