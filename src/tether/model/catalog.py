@@ -104,7 +104,8 @@ class Catalog:
         """Store revision of the newest model write reflected here."""
         self.mod_revisions: dict[tuple[str, str], int] = {}
         """(kind, id) -> store revision of the object's last write (kept by the service
-        that loads and stores the catalog; the MAC inventory orders port claims by it)."""
+        that loads and stores the catalog: it skips events no newer than this; the MAC
+        inventory orders port claims by it)."""
         self._unique: dict[IndexKey, tuple[str, str]] = {}
         self._dependents: defaultdict[IndexKey, set[tuple[str, str]]] = defaultdict(set)
         self._named: defaultdict[tuple[str, str], set[str]] = defaultdict(set)

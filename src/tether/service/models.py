@@ -69,6 +69,9 @@ class ModelService:
         self._watch_task: asyncio.Task[None] | None = None
         self.watch_revision = 0
         """Store revision up to which the watch has applied changes."""
+        self._tombstones: dict[tuple[str, str], int] = {}
+        """Objects this service deleted, with the deletion's revision, until the watch gets
+        there."""
         self.version = 0
         """Counts changes to the catalog (own writes, the watch, reloads)."""
         self._version_changed = asyncio.Event()
@@ -125,6 +128,7 @@ class ModelService:
                     async with self._lock:
                         self._apply_events(batch.events)
                         self.watch_revision = max(self.watch_revision, batch.revision)
+                        self._forget_tombstones()
                     await self._notify_applied()
             except CompactedError:
                 log.warning("model watch fell behind compaction; reloading the catalog")
@@ -132,6 +136,14 @@ class ModelService:
             except StoreError as exc:
                 log.warning("model watch interrupted (%s); resuming", exc)
                 await asyncio.sleep(0.5)
+
+    def _forget_tombstones(self) -> None:
+        """Once the watch has delivered up to a deletion's revision, nothing older about
+        that object can still arrive."""
+        if self._tombstones:
+            self._tombstones = {
+                where: rev for where, rev in self._tombstones.items() if rev > self.watch_revision
+            }
 
     async def _notify_applied(self) -> None:
         self._bump()
@@ -161,7 +173,7 @@ class ModelService:
             where = kind_and_id(event.kv.key)
             if where is None or where[0] not in KINDS:
                 continue
-            known = self.catalog.mod_revisions.get(where)
+            known = self.catalog.mod_revisions.get(where, self._tombstones.get(where))
             if known is not None and revision <= known:
                 continue  # this version (or a newer one) is applied: e.g. written here
             if event.type is EventType.DELETE and where[1] not in self.catalog.objects[where[0]]:
@@ -220,7 +232,11 @@ class ModelService:
                     self.catalog.fence_revision = outcome.revision
                     for change in changes:
                         if change.after is None:
-                            self.catalog.mod_revisions.pop((change.kind, change.id), None)
+                            where = (change.kind, change.id)
+                            self.catalog.mod_revisions.pop(where, None)
+                            # an older put of it may still be on its way through the watch:
+                            # it must not bring the object back
+                            self._tombstones[where] = outcome.revision
                         else:
                             self.catalog.mod_revisions[(change.kind, change.id)] = outcome.revision
                     self._bump()
