@@ -243,3 +243,24 @@ def running_ovsdb(workdir: Path, *, tls: OvsdbTls | None = None) -> Iterator[Ovs
         yield server
     finally:
         server.kill()
+
+
+OVS_BINARIES = (
+    "ovsdb-server",
+    "ovsdb-tool",
+    "ovs-vswitchd",
+    "ovs-vsctl",
+    "ovs-ofctl",
+    "ovs-appctl",
+)
+
+
+def require_ovs_lab(*extra: str) -> None:
+    """Open vSwitch, ``ip`` and ``extra`` binaries, and root (network namespaces): skipped
+    without them, failed under CI."""
+    for name in (*OVS_BINARIES, "ip", *extra):
+        require_binary(name)
+    if os.geteuid() != 0:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("this test needs root under CI (network namespaces)")
+        pytest.skip("this test needs root (network namespaces)")

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.daemons import EtcdServer, require_binary
+from tests.daemons import EtcdServer, require_ovs_lab
 from tests.servers import running_api
 from tether.agent import (
     AgentSettings,
@@ -48,14 +48,7 @@ exit 0
 
 
 def _prerequisites() -> None:
-    for name in ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl"):
-        require_binary(name)
-    for name in ("ovs-appctl", "ip", "udhcpc"):
-        require_binary(name)
-    if os.geteuid() != 0:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the hypervisor test needs root under CI (network namespaces)")
-        pytest.skip("needs root")
+    require_ovs_lab("udhcpc")
 
 
 class Hypervisor:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemons import require_binary
+from tests.daemons import require_ovs_lab
 from tests.unit.test_openflow_pipeline import FLOWS, QUESTIONS, TUNNEL
 from tether.lab.netns import add_namespace, delete_namespace, ip
 from tether.lab.ovs_daemons import OvsInstance
@@ -30,14 +30,7 @@ Summary = tuple[frozenset[int], frozenset[tuple[int, str]], bool]
 
 
 def _prerequisites() -> None:
-    for name in ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl"):
-        require_binary(name)
-    require_binary("ovs-appctl")
-    require_binary("ip")
-    if os.geteuid() != 0:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the OpenFlow tests need root under CI (network namespaces)")
-        pytest.skip("the OpenFlow tests need root")
+    require_ovs_lab()
 
 
 async def _bridge(ovs: OvsInstance) -> None:

@@ -44,7 +44,42 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5
 
 
-class WatchedStore:
+class _ReadOnly:
+    """The writing half of :class:`~tether.store.Store` for the agent's stores: writes are
+    refused (the agent writes through the REST API), deletes ignored (cleaning up is the
+    controller's job)."""
+
+    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        raise StoreError(READ_ONLY)
+
+    async def delete(self, key: str, *, prefix: bool = False) -> int:
+        return 0
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        success: Sequence[Op],
+        failure: Sequence[Op] = (),
+    ) -> TxnResult:
+        raise StoreError(READ_ONLY)
+
+    async def lease_grant(self, ttl: int) -> int:
+        raise StoreError(READ_ONLY)
+
+    async def lease_keepalive(self, lease: int) -> int:
+        raise StoreError(READ_ONLY)
+
+    async def lease_revoke(self, lease: int) -> None:
+        raise StoreError(READ_ONLY)
+
+    async def compact(self, revision: int) -> None:
+        return None
+
+
+READ_ONLY = "the agent reads the store; it writes through the REST API"
+
+
+class WatchedStore(_ReadOnly):
     """A read-only :class:`~tether.store.Store` fed by ``GET {url}/v1/watch``."""
 
     name = "watch"
@@ -111,34 +146,6 @@ class WatchedStore:
                 yield await queue.get()
         finally:
             self._watchers.remove(entry)
-
-    # -- writing: not here --------------------------------------------------------------
-
-    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
-        raise StoreError("the agent's mirror of the store is read-only")
-
-    async def delete(self, key: str, *, prefix: bool = False) -> int:
-        return 0  # the controller cleans up; the agent only reads
-
-    async def txn(
-        self,
-        compares: Sequence[Compare],
-        success: Sequence[Op],
-        failure: Sequence[Op] = (),
-    ) -> TxnResult:
-        raise StoreError("the agent's mirror of the store is read-only")
-
-    async def lease_grant(self, ttl: int) -> int:
-        raise StoreError("the agent's mirror of the store is read-only")
-
-    async def lease_keepalive(self, lease: int) -> int:
-        raise StoreError("the agent's mirror of the store is read-only")
-
-    async def lease_revoke(self, lease: int) -> None:
-        raise StoreError("the agent's mirror of the store is read-only")
-
-    async def compact(self, revision: int) -> None:
-        return None
 
     # -- following the stream -------------------------------------------------------------
 
@@ -226,7 +233,7 @@ def _event(data: dict[str, Any]) -> Event:
     return Event(kind, _kv(data))
 
 
-class ReadOnlyStore:
+class ReadOnlyStore(_ReadOnly):
     """A store the agent opened itself (``etcd://``), with writes refused and deletes
     ignored, like :class:`WatchedStore`: the agent writes through the REST API only."""
 
@@ -252,32 +259,6 @@ class ReadOnlyStore:
     def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]:
         stream: AsyncIterator[WatchBatch] = self._store.watch(prefix, start_revision=start_revision)
         return stream
-
-    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
-        raise StoreError("the agent reads the store; it writes through the REST API")
-
-    async def delete(self, key: str, *, prefix: bool = False) -> int:
-        return 0
-
-    async def txn(
-        self,
-        compares: Sequence[Compare],
-        success: Sequence[Op],
-        failure: Sequence[Op] = (),
-    ) -> TxnResult:
-        raise StoreError("the agent reads the store; it writes through the REST API")
-
-    async def lease_grant(self, ttl: int) -> int:
-        raise StoreError("the agent reads the store; it writes through the REST API")
-
-    async def lease_keepalive(self, lease: int) -> int:
-        raise StoreError("the agent reads the store; it writes through the REST API")
-
-    async def lease_revoke(self, lease: int) -> None:
-        raise StoreError("the agent reads the store; it writes through the REST API")
-
-    async def compact(self, revision: int) -> None:
-        return None
 
     async def close(self) -> None:
         await self._store.close()

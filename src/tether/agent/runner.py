@@ -30,11 +30,12 @@ from tether.agent.channel import OpenFlowChannel
 from tether.agent.dhcp_server import DhcpServer
 from tether.agent.flows import FlowApplier
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
+from tether.model.devices import device_tunnel_ips
 from tether.model.resources import Port
 from tether.openflow import Flow, compile_flows
 from tether.openflow.dhcp import DhcpLease
 from tether.openflow.pipeline import cookie_of
-from tether.openflow.view import Keys, Vif, agent_view, dhcp_lease, tunnel_ips
+from tether.openflow.view import Keys, Vif, agent_view, dhcp_lease
 from tether.ovsdb import Client, Monitor, OvsdbError
 from tether.service.ids import RandomIds
 from tether.service.inventory import MacInventory
@@ -277,7 +278,7 @@ class HypervisorAgent:
                 s.chassis,
                 self.state.vifs,
                 self.inventory.located,
-                tunnel_ips(catalog, self._learned_ips()),
+                device_tunnel_ips(catalog, self._learned_ips()),
                 tunnel_ofport=TUNNEL_OFPORT,
                 network_keys=self._network_keys,
                 port_keys=self._port_keys,

@@ -19,11 +19,11 @@ from pydantic import BaseModel
 
 from tether.logical import Explanation, Location
 from tether.model import InvalidError, NotFoundError
+from tether.model.devices import device_tunnel_ips
 from tether.model.fields import parse_mac
 from tether.model.resources import MacClaimCreate, Network
 from tether.service.inventory import MacInventory
 from tether.service.models import ModelService
-from tether.vtep.desired import device_tunnel_ips
 
 __all__ = ["router"]
 

@@ -12,15 +12,16 @@ Each command is one REST call (``/v1/macs``); errors are one line on stderr, exi
 
 # No `from __future__ import annotations`: typer reads these annotations at runtime.
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from tether.cli.client import DEFAULT_URL, ApiError, Client, segment
-from tether.cli.output import dash, fail, print_details, print_json, print_line, print_table
+from tether.cli.client import DEFAULT_URL, segment
+from tether.cli.options import JsonOpt, UrlOpt
+from tether.cli.options import api as _api
+from tether.cli.output import dash, print_details, print_json, print_line, print_table
 
 __all__ = ["mac_app"]
 
@@ -28,12 +29,6 @@ Obj = Mapping[str, Any]
 
 mac_app = typer.Typer(help="The MAC inventory: where every MAC lives, and why.")
 
-UrlOpt = Annotated[
-    str, typer.Option("--url", envvar="TETHER_URL", help="Base URL of the tether REST API.")
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")
-]
 NetworkOpt = Annotated[str | None, typer.Option("--network", help="Network name or id.")]
 TenantOpt = Annotated[
     str | None, typer.Option("--tenant", help="Tenant of the network's name, if ambiguous.")
@@ -43,15 +38,6 @@ TenantOpt = Annotated[
 class Role(StrEnum):
     master = "master"
     slave = "slave"
-
-
-@contextmanager
-def _api(url: str) -> Iterator[Client]:
-    with Client(url) as client:
-        try:
-            yield client
-        except ApiError as exc:
-            fail(str(exc))
 
 
 def _age(seconds: float | None) -> str:

@@ -8,20 +8,20 @@ exit code 1. Every command takes ``--url`` (or ``TETHER_URL``) and ``--json`` it
 
 # No `from __future__ import annotations`: typer reads these annotations at runtime.
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from tether.cli.client import DEFAULT_URL, ApiError, Client, segment
+from tether.cli.client import DEFAULT_URL, Client, segment
 from tether.cli.macs import mac_app
+from tether.cli.options import JsonOpt, UrlOpt
+from tether.cli.options import api as _api
 from tether.cli.output import (
     Cell,
     by_name,
     dash,
-    fail,
     print_details,
     print_json,
     print_line,
@@ -35,12 +35,6 @@ Obj = Mapping[str, Any]
 
 # -- shared options ------------------------------------------------------------------------
 
-UrlOpt = Annotated[
-    str, typer.Option("--url", envvar="TETHER_URL", help="Base URL of the tether REST API.")
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")
-]
 TenantRefOpt = Annotated[
     str | None,
     typer.Option("--tenant", help="Tenant of REF, when that name exists in several tenants."),
@@ -48,16 +42,6 @@ TenantRefOpt = Annotated[
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Also remove or detach what still depends on it.")
 ]
-
-
-@contextmanager
-def _api(url: str) -> Iterator[Client]:
-    """A client of ``url``; an API failure inside the block ends the command with one line."""
-    with Client(url) as client:
-        try:
-            yield client
-        except ApiError as exc:
-            fail(str(exc))
 
 
 def _ref_path(kind: str, ref: str) -> str:

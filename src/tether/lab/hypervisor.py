@@ -18,7 +18,6 @@ What :class:`LabHypervisor` builds for hypervisor ``NAME`` (directory ``DIR``):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -30,7 +29,7 @@ from tether.lab.errors import NetworkSetupError
 from tether.lab.names import switch_namespace
 from tether.lab.netns import add_namespace, add_veth, delete_namespace, in_namespace, ip, run
 from tether.lab.ovs_daemons import OvsInstance
-from tether.lab.underlay import DEFAULT_UNDERLAY, MEMBER_LINK, Underlay
+from tether.lab.underlay import DEFAULT_UNDERLAY, MEMBER_LINK, Underlay, route_tunnels
 
 __all__ = ["INTEGRATION_BRIDGE", "LabHypervisor", "Vm", "vm_link"]
 
@@ -90,28 +89,10 @@ class LabHypervisor:
             await self.underlay.attach(self.namespace, self.namespace)
             self._made.append("underlay")
             await self.ovs.vsctl("add-port", UNDERLAY_BRIDGE, MEMBER_LINK)
-            await self._route_tunnels()
+            await route_tunnels(self.ovs, self.interface, UNDERLAY_BRIDGE)
         except BaseException:
             await self.stop()
             raise
-
-    async def _route_tunnels(self, *, timeout: float = 10.0) -> None:
-        await ip("addr", "add", str(self.interface.with_prefixlen), "dev", UNDERLAY_BRIDGE,
-                 netns=self.namespace)  # fmt: skip
-        await ip("link", "set", UNDERLAY_BRIDGE, "up", netns=self.namespace)
-        subnet = str(self.interface.network)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:  # until ovs-vswitchd has seen the address
-                    try:
-                        await self.ovs.appctl("ovs/route/add", subnet, UNDERLAY_BRIDGE)
-                        return
-                    except Exception:
-                        await asyncio.sleep(0.05)
-        except TimeoutError:
-            raise NetworkSetupError(
-                f"ovs/route/add {subnet} {UNDERLAY_BRIDGE} kept failing"
-            ) from None
 
     async def plug(self, vm: str, *, iface_id: str, mac: str) -> Vm:
         """A VM: namespace ``vm`` whose ``eth0`` (MAC ``mac``) is a ``br-int`` port named by

@@ -41,14 +41,14 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from tether.lab.errors import AsicNotAvailableError, DaemonError, LabError, NetworkSetupError
+from tether.lab.errors import AsicNotAvailableError, DaemonError, LabError
 from tether.lab.forwarding import ForwardingTable
 from tether.lab.mac_learning import LearnedMac, parse_monitor_line
 from tether.lab.names import check_interface_name, front_panel_link, switch_namespace
 from tether.lab.netns import add_namespace, add_veth, delete_namespace, find_binary, ip
 from tether.lab.ovs_daemons import OvsInstance, dies_with_us
 from tether.lab.ovs_pipeline import MACS, Flow, PortMap, compile_flows, flow_mods
-from tether.lab.underlay import DEFAULT_UNDERLAY, MEMBER_LINK, Underlay
+from tether.lab.underlay import DEFAULT_UNDERLAY, MEMBER_LINK, Underlay, route_tunnels
 
 __all__ = ["ASIC_BRIDGE", "REAPER_RELEASE", "TUNNEL_OFPORT", "UNDERLAY_BRIDGE", "OvsAsic"]
 
@@ -148,7 +148,7 @@ class OvsAsic:
             await self.underlay.attach(self.namespace, self.namespace)
             self._created.append("underlay")
             await self.ovs.vsctl("add-port", UNDERLAY_BRIDGE, MEMBER_LINK)
-            await self._route_tunnels()
+            await route_tunnels(self.ovs, self.interface, UNDERLAY_BRIDGE)
             await self._start_monitor()
             await self._install(self._wanted)
             self._installed_generation = self._generation
@@ -197,24 +197,6 @@ class OvsAsic:
         )
         if [int(n) for n in got.split()] != list(wanted.values()):
             raise DaemonError(f"switch {self.switch}: OpenFlow port numbers {got.split()}")
-
-    async def _route_tunnels(self, *, timeout: float = 10.0) -> None:
-        """The tunnel IP on ``br-phy``, and OVS's route to the underlay subnet through it."""
-        address = str(self.interface.with_prefixlen)
-        await ip("addr", "add", address, "dev", UNDERLAY_BRIDGE, netns=self.namespace)
-        await ip("link", "set", UNDERLAY_BRIDGE, "up", netns=self.namespace)
-        subnet = str(self.interface.network)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:  # until ovs-vswitchd has seen the address
-                    with contextlib.suppress(DaemonError):
-                        await self.ovs.appctl("ovs/route/add", subnet, UNDERLAY_BRIDGE)
-                        return
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            raise NetworkSetupError(
-                f"ovs/route/add {subnet} {UNDERLAY_BRIDGE} kept failing"
-            ) from None
 
     async def _start_monitor(self, *, timeout: float = 10.0) -> None:
         """Start the flow monitor on ``macs``; return once it is registered."""

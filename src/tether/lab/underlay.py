@@ -21,15 +21,24 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import ipaddress
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tether.lab.errors import NetworkSetupError
+from tether.lab.errors import DaemonError, NetworkSetupError
 from tether.lab.names import underlay_link
 from tether.lab.netns import add_namespace, add_veth, delete_namespace, ip, namespace_exists
+from tether.lab.ovs_daemons import OvsInstance
 
-__all__ = ["BRIDGE", "DEFAULT_UNDERLAY", "MEMBER_LINK", "UNDERLAY_MTU", "Underlay"]
+__all__ = [
+    "BRIDGE",
+    "DEFAULT_UNDERLAY",
+    "MEMBER_LINK",
+    "UNDERLAY_MTU",
+    "Underlay",
+    "route_tunnels",
+]
 
 DEFAULT_UNDERLAY = "tl-underlay"
 BRIDGE = "underlay"
@@ -99,3 +108,26 @@ class Underlay:
                 await ip("link", "del", link, netns=self.name)
             if not await self.members():
                 await delete_namespace(self.name)
+
+
+async def route_tunnels(
+    ovs: OvsInstance,
+    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+    bridge: str,
+    *,
+    timeout: float = 10.0,
+) -> None:
+    """A member's tunnel IP on its OVS underlay bridge, and OVS's own route to the underlay
+    subnet through it (the userspace datapath routes VXLAN by its own table)."""
+    await ip("addr", "add", str(interface.with_prefixlen), "dev", bridge, netns=ovs.namespace)
+    await ip("link", "set", bridge, "up", netns=ovs.namespace)
+    subnet = str(interface.network)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:  # until ovs-vswitchd has seen the address
+                with contextlib.suppress(DaemonError):
+                    await ovs.appctl("ovs/route/add", subnet, bridge)
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise NetworkSetupError(f"ovs/route/add {subnet} {bridge} kept failing") from None

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from tether.logical import Location
 from tether.model import Catalog
-from tether.model.resources import Chassis, Gateway, GatewayBinding, Network, Port, Router
+from tether.model.resources import GatewayBinding, Network, Port, Router
 from tether.openflow.compiler import AgentView, LocalPort, NetworkView, RouterInterface
 from tether.openflow.dhcp import DhcpLease
 
-__all__ = ["AGENT_MAC", "Keys", "Vif", "agent_view", "dhcp_lease", "tunnel_ips"]
+__all__ = ["AGENT_MAC", "Keys", "Vif", "agent_view", "dhcp_lease"]
 
 Located = Callable[[str], Mapping[str, Location]]
 
@@ -176,21 +176,6 @@ def _cidr_of(catalog: Catalog, network_id: str, ip: str) -> str:
         if address in ipaddress.ip_network(subnet.cidr, strict=False):
             return subnet.cidr
     return f"{ip}/32" if address.version == 4 else f"{ip}/128"
-
-
-def tunnel_ips(catalog: Catalog, learned: Mapping[str, str]) -> dict[str, str]:
-    """Device name -> tunnel IP: chassis as registered; gateways as configured, else as
-    their switch reports it (``learned``, from the controller's gateway statuses)."""
-    ips: dict[str, str] = {}
-    for chassis in catalog.objects["chassis"].values():
-        assert isinstance(chassis, Chassis)
-        ips[chassis.name] = chassis.tunnel_ip
-    for gateway in catalog.objects["gateways"].values():
-        assert isinstance(gateway, Gateway)
-        ip = gateway.tunnel_ip or learned.get(gateway.name)
-        if ip:
-            ips[gateway.name] = ip
-    return ips
 
 
 AGENT_MAC = "02:7e:7e:00:00:01"

@@ -30,40 +30,19 @@ from dataclasses import replace
 
 from tether.logical import Location
 from tether.model import Catalog
-from tether.model.resources import Chassis, Gateway, GatewayBinding, Network
+from tether.model.devices import device_tunnel_ips
+from tether.model.resources import Gateway, GatewayBinding, Network
 from tether.vtep.state import GatewayConfig, LogicalSwitchConfig, RemoteMac
 
 __all__ = [
     "Located",
     "desired_configs",
     "device_tunnel_ips",
-    "gateway_tunnel_ips",
     "update_networks",
 ]
 
 Located = Callable[[str], Mapping[str, Location]]
 """Network id -> where each of its MACs lives."""
-
-
-def gateway_tunnel_ips(catalog: Catalog, learned: Mapping[str, str]) -> dict[str, str]:
-    """Gateway name -> tunnel IP: as configured, else as the switch reports it
-    (``Physical_Switch.tunnel_ips``, passed in ``learned`` by the agents)."""
-    ips = {}
-    for gateway in catalog.objects["gateways"].values():
-        assert isinstance(gateway, Gateway)
-        ip = gateway.tunnel_ip or learned.get(gateway.name)
-        if ip:
-            ips[gateway.name] = ip
-    return ips
-
-
-def device_tunnel_ips(catalog: Catalog, learned: Mapping[str, str]) -> dict[str, str]:
-    """Device (gateway or chassis) name -> tunnel IP, where known."""
-    ips = gateway_tunnel_ips(catalog, learned)
-    for chassis in catalog.objects["chassis"].values():
-        assert isinstance(chassis, Chassis)
-        ips[chassis.name] = chassis.tunnel_ip
-    return ips
 
 
 def desired_configs(
