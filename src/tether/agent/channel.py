@@ -2,8 +2,10 @@
 
 It says HELLO, asks for whole packets (SET_CONFIG), answers ECHO requests, hands every
 PACKET_IN to ``on_packet_in`` and sends PACKET_OUTs; when the switch goes away it connects
-again (with back-off) until :meth:`OpenFlowChannel.stop`. The bytes are
-:mod:`tether.openflow.codec`'s.
+again until :meth:`OpenFlowChannel.stop`, every :data:`RETRY_SECONDS` at most (a refused unix
+connect costs microseconds, and the agent must notice a restarted ``ovs-vswitchd`` within a
+fraction of a second). ``on_connected`` and ``on_lost`` tell the agent when a session starts
+(the switch answered FEATURES_REQUEST) and ends. The bytes are :mod:`tether.openflow.codec`'s.
 """
 
 from __future__ import annotations
@@ -21,13 +23,24 @@ __all__ = ["OpenFlowChannel"]
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
+RETRY_SECONDS = (0.02, 0.05, 0.1)
 
 
 class OpenFlowChannel:
-    def __init__(self, path: Path, on_packet_in: Callable[[codec.PacketIn], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_packet_in: Callable[[codec.PacketIn], None],
+        *,
+        on_connected: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
         self.on_packet_in = on_packet_in
+        self.on_connected = on_connected
+        self.on_lost = on_lost
+        self.sessions = 0
+        """Sessions the switch accepted so far."""
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._xids = itertools.count(1)
@@ -69,9 +82,12 @@ class OpenFlowChannel:
             except (OSError, codec.CodecError, asyncio.IncompleteReadError) as exc:
                 log.warning("OpenFlow channel %s: %s; reconnecting", self.path, exc)
             finally:
+                was_up = self.connected.is_set()
                 self.connected.clear()
                 self._writer = None
                 writer.close()
+                if was_up and self.on_lost is not None:
+                    self.on_lost()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(codec.hello(next(self._xids)))
@@ -89,7 +105,11 @@ class OpenFlowChannel:
         if message.type == codec.ECHO_REQUEST:
             writer.write(codec.echo_reply(message))
         elif message.type == codec.FEATURES_REPLY:
-            self.connected.set()
+            if not self.connected.is_set():
+                self.sessions += 1
+                self.connected.set()
+                if self.on_connected is not None:
+                    self.on_connected()
         elif message.type == codec.PACKET_IN:
             try:
                 self.on_packet_in(codec.decode_packet_in(message))

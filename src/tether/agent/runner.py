@@ -10,6 +10,15 @@ Then, whenever the model, the MAC locations or the VIFs change, it binds the por
 to its chassis (through the REST API: their MACs become the chassis's claims), builds its
 view (:func:`tether.openflow.view.agent_view`), compiles it and applies the difference as one
 bundle; DHCP requests the pipeline punts are answered from the ports' leases.
+
+Open vSwitch restarts are noticed three ways: the OpenFlow session drops (``ovs-vswitchd``
+went away), the bridge disappears from the database (a wiped or recreated database, or
+someone deleted it), or the audit finds the tables emptied. When the session comes back, or
+the bridge row goes missing, the agent recovers at once: it ensures the bridge and its tunnel
+port again and audits the flows, reinstalling the whole set atomically if the switch lost
+them. A recovery that had to reinstall counts as an Open vSwitch restart; the gap (from
+losing the switch to tether's flows being back) and the recovery time (from the switch being
+back) are logged and exported as metrics (:mod:`~tether.agent.metrics`).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from tether.agent.bridge import OvsCommands, ensure_bridge
 from tether.agent.channel import OpenFlowChannel
 from tether.agent.dhcp_server import DhcpServer
 from tether.agent.flows import FlowApplier
+from tether.agent.metrics import MetricsServer
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.model.devices import device_tunnel_ips
 from tether.model.resources import Port
@@ -68,6 +78,8 @@ class AgentSettings:
     controller's watch API (the embedded store)."""
     audit_seconds: float = 30.0
     """How often the bridge's flows are compared with the desired ones and repaired."""
+    metrics_listen: str | None = None
+    """``HOST:PORT`` to serve Prometheus metrics on (``/metrics``); None: not served."""
 
     @property
     def rundir(self) -> Path:
@@ -85,6 +97,12 @@ class AgentState:
     last_error: str = ""
     repairs: int = 0
     """Flows the audit found missing, changed or unwanted, and repaired."""
+    ovs_restarts: int = 0
+    """Open vSwitch restarts that took tether's flows with them, recovered from."""
+    ovs_gap_seconds: float = 0.0
+    """The last one: from losing the switch to tether's flows being back."""
+    ovs_recovery_seconds: float = 0.0
+    """The last one: from the switch being back to tether's flows being back."""
 
 
 class HypervisorAgent:
@@ -102,6 +120,8 @@ class HypervisorAgent:
         self.channel = OpenFlowChannel(
             rundir / f"{settings.bridge}.tether",
             lambda packet: self.dhcp.packet_in(packet) if self.dhcp else None,
+            on_connected=self._switch_back,
+            on_lost=self._switch_lost,
         )
         self.dhcp = DhcpServer(self.channel, self.state.leases.get)
         self._wake = asyncio.Event()
@@ -120,6 +140,14 @@ class HypervisorAgent:
         self._port_keys = Keys()
         self.synced = asyncio.Event()
         """Set after each sync that left the bridge equal to the model."""
+        self._lost_at: float | None = None
+        """When the OpenFlow session with the switch dropped (until the switch is back)."""
+        self._recovery: asyncio.Task[None] | None = None
+        self.recovered = asyncio.Event()
+        """Set after each recovery from a lost switch (tests wait on it)."""
+        self.metrics = (
+            MetricsServer(self, settings.metrics_listen) if settings.metrics_listen else None
+        )
 
     @property
     def unknown_vifs(self) -> int:
@@ -128,6 +156,8 @@ class HypervisorAgent:
 
     async def start(self) -> None:
         s = self.settings
+        if self.metrics is not None:
+            self.metrics.start()
         self._http = httpx.AsyncClient(base_url=s.server, timeout=30)
         await self._register()
         store: Store
@@ -142,21 +172,16 @@ class HypervisorAgent:
         await self.models.start()
         await self.inventory.start()
         self.inventory.on_change = lambda _networks: self._wake.set()
-        await ensure_bridge(
-            self.ovs,
-            s.bridge,
-            datapath=s.datapath,
-            tunnel_port=TUNNEL_PORT,
-            tunnel_ofport=TUNNEL_OFPORT,
-            controller=f"punix:{s.rundir / s.bridge}.tether",
-        )
+        await self._ensure_bridge()
         self.generation = await self._next_generation()
         self._ovsdb = Client(s.ovsdb)
         await self._ovsdb.connect(timeout=10)
         self._vif_monitor = await self._ovsdb.monitor_cond_since(
-            "Open_vSwitch", {"Interface": None}, on_update=lambda _: self._vifs_changed()
+            "Open_vSwitch",
+            {"Interface": None, "Bridge": ["name"]},
+            on_update=lambda _: self._ovs_changed(),
         )
-        self._vifs_changed()
+        self._ovs_changed()
         self.channel.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._follow()), loop.create_task(self._audit())]
@@ -164,6 +189,10 @@ class HypervisorAgent:
     async def stop(self) -> None:
         if self._retry is not None:
             self._retry.cancel()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
         for task in self._tasks:
             task.cancel()
             try:
@@ -184,6 +213,8 @@ class HypervisorAgent:
             await self._direct.close()
         if self._http is not None:
             await self._http.aclose()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -214,6 +245,65 @@ class HypervisorAgent:
             model.cancel()
             other.cancel()
             self.synced.clear()
+
+    async def _ensure_bridge(self) -> None:
+        s = self.settings
+        await ensure_bridge(
+            self.ovs,
+            s.bridge,
+            datapath=s.datapath,
+            tunnel_port=TUNNEL_PORT,
+            tunnel_ofport=TUNNEL_OFPORT,
+            controller=f"punix:{s.rundir / s.bridge}.tether",
+        )
+
+    # -- Open vSwitch restarts ----------------------------------------------------------
+
+    def _switch_lost(self) -> None:
+        self._lost_at = asyncio.get_running_loop().time()
+        log.warning("lost the OpenFlow session with %s; recovering when it is back",
+                    self.settings.bridge)  # fmt: skip
+
+    def _switch_back(self) -> None:
+        if self._lost_at is None and self.channel.sessions == 1:
+            return  # the first session: the start-up sync programs the bridge
+        self._recover_soon()
+
+    def _recover_soon(self) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """Make the bridge and tether's flows whole again after the switch was away."""
+        loop = asyncio.get_running_loop()
+        back_at = loop.time()
+        lost_at = self._lost_at if self._lost_at is not None else back_at
+        try:
+            async with self._applying:
+                await self._ensure_bridge()
+                desired = self._desired
+                repaired = 0 if desired is None else await self.applier.audit(desired)
+        except Exception as exc:  # the switch went away again, or is not ready yet
+            log.warning("recovery of %s failed: %s; retrying", self.settings.bridge, exc)
+            await asyncio.sleep(0.1)
+            self._recovery = None
+            self._recover_soon()
+            return
+        done = loop.time()
+        self._lost_at = None
+        if repaired:
+            state = self.state
+            state.ovs_restarts += 1
+            state.ovs_gap_seconds = done - lost_at
+            state.ovs_recovery_seconds = done - back_at
+            log.warning(
+                "Open vSwitch lost tether's flows on %s: %d reinstalled; gap %.3f s, "
+                "%.3f s after the switch was back",
+                self.settings.bridge, repaired, state.ovs_gap_seconds, state.ovs_recovery_seconds,
+            )  # fmt: skip
+        else:
+            log.info("switch %s back; its flows were intact", self.settings.bridge)
+        self.recovered.set()
 
     async def _next_generation(self) -> int:
         """One more than the live generation the bridge records (1..65535, wrapping)."""
@@ -367,6 +457,16 @@ class HypervisorAgent:
     async def _wake_later(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self._wake.set()
+
+    def _ovs_changed(self) -> None:
+        monitor = self._vif_monitor
+        if monitor is None:
+            return
+        bridges = {row.get("name") for row in monitor.rows("Bridge").values()}
+        if self.settings.bridge not in bridges and self._desired is not None:
+            self._lost_at = self._lost_at or asyncio.get_running_loop().time()
+            self._recover_soon()  # deleted, or a wiped database: build it again
+        self._vifs_changed()
 
     def _vifs_changed(self) -> None:
         monitor = self._vif_monitor

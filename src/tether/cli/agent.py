@@ -51,12 +51,19 @@ def agent(
     audit_interval: Annotated[
         float, typer.Option(min=0.1, help="Seconds between flow audits (repairs what differs).")
     ] = 30.0,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-listen", help="HOST:PORT to serve Prometheus metrics on (/metrics)."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run the hypervisor agent: register the chassis, keep the bridge's flows equal to the
     model, answer DHCP. Stops on SIGINT or SIGTERM."""
     from tether.agent import AgentSettings, HypervisorAgent
     from tether.agent.bridge import LocalOvs
+    from tether.agent.metrics import parse_listen
     from tether.model.fields import parse_name, parse_tunnel_ip
 
     try:
@@ -69,8 +76,11 @@ def agent(
             datapath=datapath.value,
             store=store,
             audit_seconds=audit_interval,
+            metrics_listen=metrics_listen,
         )
         settings.rundir  # noqa: B018 - validates --ovsdb
+        if metrics_listen is not None:
+            parse_listen(metrics_listen)
         if store is not None and not store.startswith("etcd://"):
             raise ValueError(
                 f"store: {store!r} is not etcd://HOST:PORT (the agent reads etcd only)"

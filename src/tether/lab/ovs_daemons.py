@@ -192,6 +192,27 @@ class OvsInstance:
             await self.stop()
             raise
 
+    async def restart_vswitchd(self, *, crash: bool = True, timeout: float = 20.0) -> None:
+        """Stop ``ovs-vswitchd`` (SIGKILL when ``crash``, else SIGTERM) and start it again;
+        returns once its control socket answers (its datapath and flows start empty)."""
+        process = self._vswitchd.process
+        if process is not None and process.poll() is None:
+            if crash:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+            else:
+                await self._vswitchd.terminate(timeout)
+        self._vswitchd.process = None
+        self.vswitchd_ctl.unlink(missing_ok=True)  # a killed daemon leaves its socket behind
+        self._vswitchd.spawn()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._vswitchd.wait_ready(self.rundir / "ovs-vswitchd.log")
+        except TimeoutError:
+            raise DaemonError(
+                f"ovs-vswitchd in {self.rundir} not back after {timeout:.0f} s"
+            ) from None
+
     async def vsctl(self, *args: str) -> str:
         """``ovs-vsctl`` against this instance (waits for ovs-vswitchd to apply changes)."""
         db = f"--db=unix:{self.db_socket}"
