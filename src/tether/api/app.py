@@ -7,6 +7,7 @@ Routes: ``/v1/{networks,ports,routers,chassis,gateways}``, ``/v1/gateways/{ref}/
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -67,6 +68,7 @@ def create_app(
         description="Network virtualization controller for hardware VTEPs and Open vSwitch.",
         lifespan=lifespan,
     )
+    app.state.closing = asyncio.Event()  # set as the server shuts down: watch streams end
     install_error_handlers(app)
     app.include_router(resources.router)
     app.include_router(macs.router)

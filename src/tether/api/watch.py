@@ -108,9 +108,33 @@ async def watch(
         assert isinstance(exc, CompactedError)
         return error_response(410, "compacted", str(exc), "revision")
     batches = _scoped(stream, scope, store, prefix) if scope is not None else stream
+    closing: asyncio.Event = request.app.state.closing
     return StreamingResponse(
-        _stream(head, first, batches, scope, store, prefix), media_type="application/x-ndjson"
+        _until(closing, _stream(head, first, batches, scope, store, prefix)),
+        media_type="application/x-ndjson",
     )
+
+
+async def _until(closing: asyncio.Event, lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``lines`` until the server begins to shut down (the client resumes elsewhere)."""
+    stop = asyncio.ensure_future(closing.wait())
+    try:
+        while True:
+            line = asyncio.ensure_future(anext(lines))
+            await asyncio.wait({line, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not line.done():
+                line.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await line
+                return
+            try:
+                yield line.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stop.cancel()
+        with contextlib.suppress(Exception):
+            await lines.aclose()  # type: ignore[attr-defined]
 
 
 async def _scoped(

@@ -22,6 +22,7 @@ import contextlib
 import ipaddress
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,18 @@ class LabHypervisor:
         except BaseException:
             await self.stop()
             raise
+
+    async def restart_vswitchd(self, *, crash: bool = True) -> float:
+        """Restart this hypervisor's ``ovs-vswitchd`` (SIGKILL when ``crash``): it comes back
+        with empty flow tables. The underlay's tunnel IP and route, which live on a
+        ``br-phy`` tap device the daemon recreates, are put back as the host's network
+        configuration would (the agent has no part in that). Returns when the daemon was
+        back (``time.monotonic()``, before that network repair)."""
+        await self.ovs.restart_vswitchd(crash=crash)
+        back = time.monotonic()
+        await self.ovs.vsctl("--timeout=10", "wait-until", "Interface", UNDERLAY_BRIDGE, "ofport>0")
+        await route_tunnels(self.ovs, self.interface, UNDERLAY_BRIDGE)
+        return back
 
     async def plug(self, vm: str, *, iface_id: str, mac: str) -> Vm:
         """A VM: namespace ``vm`` whose ``eth0`` (MAC ``mac``) is a ``br-int`` port named by

@@ -4,6 +4,12 @@ Run it inside a host with ``ip netns exec HOST``. It exists because minimal mach
 images) often lack iputils' ``ping``; it speaks the same ICMP echo over a raw socket (root,
 like the lab) and keeps ping's exit status: 0 when at least one reply came back, 1 when
 none did. The packet encoders are pure; :func:`ping` is the shell.
+
+``--stream`` is for measuring loss while something restarts: it sends every ``-i`` seconds
+whether or not the last reply came (``-c 0``: until SIGINT or SIGTERM), prints each reply as
+``reply seq=N sent=T received=T`` (``time.monotonic()``, the system-wide clock, so the caller
+can line replies up with its own events), waits ``-W`` for the last replies, then prints the
+summary and ``lost: seq,...``.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import signal
 import socket
 import struct
 import sys
 import time
 from collections.abc import Sequence
 
-__all__ = ["checksum", "echo_request", "main", "ping", "reply_sequence"]
+__all__ = ["checksum", "echo_request", "main", "ping", "reply_sequence", "stream"]
 
 _ECHO_REQUEST, _ECHO_REPLY = 8, 0
 
@@ -80,15 +87,65 @@ def ping(destination: str, *, count: int = 3, timeout: float = 1.0, interval: fl
     return received
 
 
+def stream(destination: str, *, count: int = 0, timeout: float = 1.0, interval: float = 0.1) -> int:
+    """Send an echo request every ``interval`` s (``count`` of them, 0: until SIGINT or
+    SIGTERM); print every reply as it comes and the lost sequence numbers at the end; the
+    number of replies."""
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    ident = os.getpid() & 0xFFFF
+    sent_at: dict[int, float] = {}
+    received: set[int] = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+        next_send = time.monotonic()
+        last_send = next_send
+        while True:
+            now = time.monotonic()
+            sending = not stopping and (count == 0 or len(sent_at) < count)
+            if not sending and now >= last_send + timeout:
+                break
+            if sending and now >= next_send:
+                sequence = len(sent_at) + 1
+                sock.sendto(echo_request(ident, sequence & 0xFFFF), (destination, 0))
+                sent_at[sequence] = last_send = now
+                next_send += interval
+                continue
+            wait = (next_send if sending else last_send + timeout) - now
+            ready, _, _ = select.select([sock], [], [], max(0.0, min(wait, 0.05)))
+            if not ready:
+                continue
+            got = reply_sequence(sock.recv(65535), ident)
+            if got is not None and got not in received and got in sent_at:
+                received.add(got)
+                print(
+                    f"reply seq={got} sent={sent_at[got]:.3f} received={time.monotonic():.3f}",
+                    flush=True,
+                )
+    lost = sorted(set(sent_at) - received)
+    print(f"{len(sent_at)} packets transmitted, {len(received)} received")
+    print("lost: " + ",".join(map(str, lost)), flush=True)
+    return len(received)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tether.lab.ping")
     parser.add_argument("destination")
     parser.add_argument("-c", dest="count", type=int, default=3)
     parser.add_argument("-W", dest="timeout", type=float, default=1.0)
     parser.add_argument("-i", dest="interval", type=float, default=1.0)
+    parser.add_argument(
+        "--stream", action="store_true", help="send on schedule, report each reply and losses"
+    )
     args = parser.parse_args(argv)
     try:
-        received = ping(
+        send = stream if args.stream else ping
+        received = send(
             args.destination, count=args.count, timeout=args.timeout, interval=args.interval
         )
     except OSError as exc:

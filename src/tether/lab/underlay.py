@@ -119,7 +119,7 @@ async def route_tunnels(
 ) -> None:
     """A member's tunnel IP on its OVS underlay bridge, and OVS's own route to the underlay
     subnet through it (the userspace datapath routes VXLAN by its own table)."""
-    await ip("addr", "add", str(interface.with_prefixlen), "dev", bridge, netns=ovs.namespace)
+    await ip("addr", "replace", str(interface.with_prefixlen), "dev", bridge, netns=ovs.namespace)
     await ip("link", "set", bridge, "up", netns=ovs.namespace)
     subnet = str(interface.network)
     try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+from types import FrameType
 
 import uvicorn
 
@@ -13,6 +15,9 @@ from tether.runtime.settings import Settings, tls_files
 from tether.store import open_store
 
 __all__ = ["serve"]
+
+GRACE_SECONDS = 5
+"""How long a stopping server waits for requests still running."""
 
 
 async def _probe_store(url: str) -> None:
@@ -32,11 +37,28 @@ def serve(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    app = create_app(settings.store, ovsdb_tls=tls_files(settings), inventory=settings.inventory())
     config = uvicorn.Config(
-        create_app(settings.store, ovsdb_tls=tls_files(settings), inventory=settings.inventory()),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
-    uvicorn.Server(config).run()
+    _Server(config, app.state.closing).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the application when it starts to shut down: the watch streams
+    (agents, other controllers) end at once, their clients resume against the next server,
+    and the shutdown does not wait for connections that never finish by themselves."""
+
+    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+        super().__init__(config)
+        self.closing = closing
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop running: nothing streams yet
+            asyncio.get_running_loop().call_soon_threadsafe(self.closing.set)
+        super().handle_exit(sig, frame)
