@@ -18,6 +18,7 @@ test: deps lint
 	$(PY) benchmarks/vtep_push.py --smoke
 	$(PY) benchmarks/mac_inventory.py --smoke
 	$(PY) benchmarks/agent_flows.py --smoke
+	$(PY) benchmarks/restart.py --smoke
 
 lint: deps
 	$(VENV)/bin/ruff format --check src tests benchmarks
@@ -31,6 +32,7 @@ bench: deps
 	$(PY) benchmarks/vtep_push.py
 	$(PY) benchmarks/mac_inventory.py
 	$(PY) benchmarks/agent_flows.py
+	$(PY) benchmarks/restart.py
 
 deps: debs venv
 

@@ -52,6 +52,7 @@ class OpenFlowChannel:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        self.on_lost = None  # stopping is not losing the switch
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

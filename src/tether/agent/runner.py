@@ -329,7 +329,8 @@ class HypervisorAgent:
 
     async def cleanup(self) -> int:
         """Remove tether's flows of every generation but the live one (``tether agent
-        --cleanup``, and on every start); foreign flows stay."""
+        --cleanup``); foreign flows stay. A starting agent needs no cleanup: its first apply
+        deletes every older generation's flows in the bundle that installs its own."""
         return await self.applier.cleanup(await self.live_generation())
 
     async def _audit(self) -> None:
