@@ -378,7 +378,7 @@ async def _serve_killed_mid_lock_update(fabric: Fabric) -> None:
     )
     await asyncio.sleep(0.5)
     _no_loss(pings.stop(), "serve kill -9 mid lock update")
-    sizes = {len(h.table.remote_macs) for h in tor1.history if h.name == web and h.table}
+    sizes = {len(h.state.remote_macs) for h in tor1.history if h.switch == web and h.state}
     partial_sizes = {n for n in sizes if len(complete.remote_macs) < n < whole}
     assert not partial_sizes, f"the ASIC saw a partial logical switch: {sorted(sizes)}"
 

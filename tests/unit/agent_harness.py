@@ -4,6 +4,7 @@ emulated switch's own decisions (tether.lab.switch_agent.decide) run after every
 test can inject refused transactions and dropped sessions and ask what the switch applied."""
 
 import asyncio
+from types import SimpleNamespace
 
 from tests.unit.fake_vtep import FakeVtepDb, FakeVtepError
 from tether.lab.switch_agent import decide
@@ -96,6 +97,8 @@ class Switch:
 class FakeMonitor:
     def __init__(self, db):
         self.db = db
+        # the columns the agent reads the schema from (vtep 1.7.0 has other_config)
+        self.replica = SimpleNamespace(columns={"Logical_Switch": {"other_config": None}})
 
     def rows(self, table):
         return self.db.tables.get(table, {})

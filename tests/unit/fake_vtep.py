@@ -1,11 +1,11 @@
 """A small in-memory ``hardware_vtep`` database for unit tests of the VTEP planner.
 
 It applies the RFC 7047 operations the encoder produces (insert with ``uuid-name``, update,
-delete, mutate of ``vlan_bindings``, ``assert`` of a lock) atomically, enforces the rules a
-real ``ovsdb-server`` enforces that the planner must respect (references must exist, a
-referenced root row cannot be deleted, the locator index is unique) and garbage-collects
-unreferenced ``Physical_Locator`` / ``Physical_Locator_Set`` rows. The integration tests run
-the same plans against a real ``ovsdb-server``.
+delete, mutate of the map columns ``vlan_bindings`` and ``other_config``, ``assert`` of a
+lock) atomically, enforces the rules a real ``ovsdb-server`` enforces that the planner must
+respect (references must exist, a referenced root row cannot be deleted, the locator index
+is unique) and garbage-collects unreferenced ``Physical_Locator`` / ``Physical_Locator_Set``
+rows. The integration tests run the same plans against a real ``ovsdb-server``.
 """
 
 from __future__ import annotations
@@ -94,17 +94,19 @@ class FakeVtepDb:
             del table[uid]
         elif op["op"] == "update":
             table[uid].update(self._resolve(op["row"], named))
-        elif op["op"] == "mutate":
-            bindings = dict((k, v) for k, v in table[uid]["vlan_bindings"][1])
+        elif op["op"] == "mutate":  # of map columns: delete keys, insert pairs
             for column, mutator, value in op["mutations"]:
-                assert column == "vlan_bindings"
+                assert column in ("vlan_bindings", "other_config"), column
+                pairs = dict((k, v) for k, v in table[uid].get(column, ["map", []])[1])
                 if mutator == "delete":
+                    assert value[0] == "set", "delete by keys only"
                     for key in value[1]:
-                        bindings.pop(key, None)
+                        pairs.pop(key, None)
                 else:
+                    assert mutator == "insert", mutator
                     for key, ref in self._resolve(value, named)[1]:
-                        bindings.setdefault(key, ref)
-            table[uid]["vlan_bindings"] = ["map", sorted(bindings.items())]
+                        pairs.setdefault(key, ref)  # OVSDB: insert never replaces a value
+                table[uid][column] = ["map", sorted(pairs.items())]
 
     def _select(self, table: str, where: list[list[Any]]) -> list[str]:
         found = []

@@ -25,6 +25,7 @@ step = st.one_of(
     ),
     st.tuples(st.just("delete"), st.integers(0, 7)),
     st.tuples(st.just("move-locator"), st.sampled_from(LOCATORS), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("mark"), st.sampled_from(SWITCHES), st.booleans()),  # lock mode's mark
 )
 
 
@@ -32,10 +33,18 @@ FLOOD_SET = {"locators": frozenset(LOCATORS)}
 FLOOD_ROW = {"MAC": "unknown-dst", "logical_switch": "ls1", "locator_set": "s1"}
 
 
-def _tables(remote: dict[str, Any], locators: dict[str, Any]) -> dict[str, Any]:
+def _tables(remote: dict[str, Any], locators: dict[str, Any], marked: set[str]) -> dict[str, Any]:
     return {
         "Logical_Switch": {
-            ls: {"name": f"net-{ls}", "tunnel_key": 5000 + i} for i, ls in enumerate(SWITCHES)
+            ls: {
+                "name": f"net-{ls}",
+                "tunnel_key": 5000 + i,
+                "other_config": {
+                    "vendor": "x",
+                    **({"tether-pending": "true"} if ls in marked else {}),
+                },
+            }
+            for i, ls in enumerate(SWITCHES)
         },
         "Ucast_Macs_Remote": dict(remote),
         "Physical_Locator": dict(locators),
@@ -50,16 +59,20 @@ def test_a_cached_observe_reads_what_a_fresh_one_reads(steps: list[Any]) -> None
     cache = ObserveCache()
     remote: dict[str, Any] = {}
     locators = {name: {"dst_ip": f"192.0.2.{i + 1}"} for i, name in enumerate(LOCATORS)}
+    marked: set[str] = set()
     for action in steps:
         if action[0] == "put":  # a new row object, as the replica makes on every change
             _, n, ls, mac, locator, ip = action
             remote[f"u{n}"] = {"logical_switch": ls, "MAC": mac, "locator": locator, "ipaddr": ip}
         elif action[0] == "delete":
             remote.pop(f"u{action[1]}", None)
+        elif action[0] == "mark":
+            _, ls, on = action
+            marked = marked | {ls} if on else marked - {ls}
         else:
             _, name, suffix = action
             locators[name] = {"dst_ip": f"198.51.100.{ord(suffix)}"}
-        tables = _tables(remote, locators)
+        tables = _tables(remote, locators, marked)
         cached = observe(tables, "tor1", cache)
         fresh = observe(tables, "tor1")
         for ls in SWITCHES:  # the oracle: of rows for one MAC, the lowest uuid counts
@@ -74,6 +87,8 @@ def test_a_cached_observe_reads_what_a_fresh_one_reads(steps: list[Any]) -> None
         assert cached.switches["net-ls1"].unknown_dst == ("m1", frozenset(flood))
         assert cached.locators == fresh.locators
         for name in fresh.switches:
+            assert cached.switches[name].pending == fresh.switches[name].pending
+            assert cached.switches[name].pending == (name.removeprefix("net-") in marked)
             assert dict(cached.switches[name].remote_macs) == dict(fresh.switches[name].remote_macs)
             assert sorted(cached.switches[name].extra_remote_rows) == sorted(
                 fresh.switches[name].extra_remote_rows

@@ -71,6 +71,11 @@ class Db:
     def set_consistent(self, ls: Uuid, value: bool | None) -> None:
         self.tables["Logical_Switch"][ls]["state_consistent"] = value
 
+    def set_pending(self, ls: Uuid, value: bool) -> None:
+        """Lock mode's mark, beside a key of the switch's own in ``other_config``."""
+        mark = {"tether-pending": "true"} if value else {}
+        self.tables["Logical_Switch"][ls]["other_config"] = {"vendor:asic": "x", **mark}
+
     def add_mac(self, ls: Uuid, mac: str, locator: str, ip: str = "") -> Uuid:
         return self._row(
             "Ucast_Macs_Remote",
@@ -228,6 +233,46 @@ def test_without_the_lock_nothing_changes_and_locked_applies_everything_at_once(
     assert final.bindings == {("eth1", 100), ("eth2", 200)}
     assert set(final.remote_macs) == {"02:00:00:00:00:01", "02:00:00:00:00:03"}
     assert final.flood_locators == {"192.0.2.13"}
+
+
+def test_a_pending_mark_keeps_the_last_state_even_with_the_lock_held() -> None:
+    """The controller died half way through a lock-mode update: the server handed the lock
+    back with its session, but the mark says the rows are partial."""
+    db, agent = Db(), Agent()
+    ls = programmed_web(agent, db)
+    db.set_pending(ls, True)  # the controller's first transaction of the stage
+    db.add_mac(ls, "02:00:00:00:00:02", "192.0.2.13")  # ... and some of its rows
+    db.set_flood(ls, "192.0.2.13")
+    assert agent.step(db, held=set()).program == {}  # the lock is stolen meanwhile
+    decision = agent.step(db, held={LOCK})  # `locked`: the controller's session closed
+    assert decision.program == {} and agent.asic == {"web": WEB}
+    assert decision.held_back == {"web": "tether-pending is set: its writer died mid-update"}
+    assert decision.unlock == ()  # the lock stays wanted: the switch is still carried
+    verdict = lookup(agent.asic, port="eth1", vlan=100, mac="02:00:00:00:00:02")
+    assert verdict.action == "flood" and verdict.locators == ("192.0.2.11", "192.0.2.12")
+    # the restarted controller steals the lock, finishes, clears the mark, unlocks
+    db.add_mac(ls, "02:00:00:00:00:03", "192.0.2.13")
+    db.set_pending(ls, False)
+    assert agent.step(db, held=set()).program == {}
+    agent.step(db, held={LOCK})
+    assert set(agent.asic["web"].remote_macs) == {
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:02",
+        "02:00:00:00:00:03",
+    }
+    assert agent.asic["web"].flood_locators == {"192.0.2.13"}
+
+
+def test_a_new_switch_inserted_pending_is_not_programmed_while_marked() -> None:
+    db, agent = Db(), Agent()
+    ls = web(db)
+    db.set_pending(ls, True)
+    db.bind("eth1", 100, ls)
+    assert agent.step(db, held={LOCK}).lock == (LOCK,)  # asked for while it waits
+    assert agent.step(db, held={LOCK}).program == {} and agent.asic == {}
+    db.set_pending(ls, False)
+    agent.step(db, held={LOCK})
+    assert agent.asic == {"web": WEB}
 
 
 def test_a_repeated_locked_changes_nothing() -> None:

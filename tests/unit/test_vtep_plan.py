@@ -88,7 +88,7 @@ def complete_only(allowed: Mapping[str, list[LogicalSwitchConfig]], mode: Mode) 
     def check(db: FakeVtepDb, stage: Stage) -> None:
         view = view_of(db)
         for name, have in view.switches.items():
-            visible = bool(have.bindings)
+            visible = bool(have.bindings) and not have.pending  # (held in every mode)
             if mode == "state-consistent":
                 visible = visible and have.state_consistent is not False
             if mode == "lock":  # the agent reads only while it holds the lock

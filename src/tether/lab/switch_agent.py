@@ -18,6 +18,13 @@ The rules, per logical switch:
   (the logical switch is gone or unbound, and removed from the ASIC) is released;
 * **state_consistent** (FIG. 9): while ``Logical_Switch.state_consistent`` is False the
   ASIC keeps the last programmed state; absent or empty means consistent;
+* **pending** (``lock`` mode's crash guard): while ``other_config:tether-pending`` is
+  ``"true"`` the ASIC keeps the last programmed state *even with the lock held*: the
+  controller marks a logical switch so before an update that spans several transactions and
+  clears the mark after its last row, so a mark still there when the lock comes back means
+  its writer died mid-update and the lock came back only because the session closed. The
+  restarted controller finishes the update and clears the mark under the lock, and the
+  ``locked`` that follows applies the whole new state;
 * everything else is applied as it arrives.
 
 Each decision compares whole tables, so a repeated ``locked`` or a repeated update changes
@@ -134,4 +141,6 @@ def _hold_reason(
     lock = lock_name(table.vni)
     if lock not in held:
         return f"lock {lock} is not held"
+    if switch is not None and switch.pending:  # the lock came back with a dead session
+        return "tether-pending is set: its writer died mid-update"
     return None

@@ -7,8 +7,12 @@ desired configuration, the switch's rows or the session change — observes the 
 its transactions one by one (each encoded against the rows the switch holds at that moment),
 release the locks. When a stage fails, the locks stay stolen (the switch keeps forwarding on
 its last complete state) and the next pass, a full diff against what the switch now holds,
-finishes the job. The *realized generation* moves to the desired one only when a pass finds
-nothing left to do.
+finishes the job. When tether itself dies mid-stage, the server releases the stolen locks
+with its session; the marks the plan writes (``state_consistent=false``, ``lock`` mode's
+``tether-pending``) keep the switch on its last complete state until the next tether, which
+plans from what the switch holds like any pass, finishes the job. Whether the switch's schema
+has the column for the ``lock`` mark is read from the monitor's columns. The *realized
+generation* moves to the desired one only when a pass finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -217,6 +221,13 @@ class VtepAgent:
                         DATABASE, dict.fromkeys(TABLES), on_update=self._switch_changed
                     )
                     self._collect(monitor)
+                    if self.gateway.mode == "lock" and not _has_other_config(monitor):
+                        log.warning(
+                            "gateway %s: the switch has no Logical_Switch.other_config, so "
+                            "lock mode cannot mark updates pending: if tether dies in the "
+                            "middle of one, the switch may apply a partial logical switch",
+                            self.gateway.name,
+                        )
                 self._report(connection="connected")
                 await self._converge(client, monitor)
             except OvsdbError as exc:
@@ -281,7 +292,12 @@ class VtepAgent:
     def _next_stage(self, monitor: Monitor, desired: GatewayConfig) -> tuple[Stage | None, str]:
         """The next stage, and a problem to report even when everything else converges."""
         tables = _tables(monitor)
-        view = observe(tables, self.gateway.physical_switch, self._observed)
+        view = observe(
+            tables,
+            self.gateway.physical_switch,
+            self._observed,
+            can_mark_pending=_has_other_config(monitor),
+        )
         counts = {table: len(tables[table]) for table in TABLES}
         self._report(
             bound_ports=tuple(sorted({p for p, _ in view.bindings})),
@@ -341,6 +357,13 @@ async def _seen_by_replica(monitor: Monitor, ops: list[dict[str, Any]], results:
             ),
             timeout=10,
         )
+
+
+def _has_other_config(monitor: Monitor) -> bool:
+    """The switch's schema has ``Logical_Switch.other_config`` (where ``lock`` mode marks an
+    update pending). The monitor asks for every column, so its columns are the schema's (a
+    switch without logical switches has no rows to tell)."""
+    return "other_config" in monitor.replica.columns.get("Logical_Switch", {})
 
 
 def _tables(monitor: Monitor) -> Tables:

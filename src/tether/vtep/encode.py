@@ -5,6 +5,10 @@ right now: a logical switch or locator that already exists is referred to by uui
 created in the same transaction by its ``named-uuid``. A ``Physical_Locator`` is not a root
 table — one that nothing references is garbage-collected at commit — so a locator is always
 inserted in the transaction that first uses it.
+
+``lock`` mode's pending mark is one key of ``Logical_Switch.other_config``, a map the switch
+may use too: it is set and cleared with ``mutate`` (never an ``update`` of the whole map), so
+the switch's own keys stay.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from tether.vtep.plan import (
     EnsureRemoteMac,
     EnsureUnknownDst,
     MarkConsistent,
+    MarkPending,
     Op,
     RemoveLogicalSwitch,
     RemoveRow,
     Transaction,
     Unbind,
 )
-from tether.vtep.state import UNKNOWN_DST
+from tether.vtep.state import PENDING, UNKNOWN_DST
 
 __all__ = ["ENCAPSULATION", "EncodeError", "Refs", "encode"]
 
@@ -63,6 +68,20 @@ class _Names:
 
 def _where(uuid: str) -> list[list[Any]]:
     return [["_uuid", "==", ["uuid", uuid]]]
+
+
+def _mark_pending(switch: str, value: bool) -> Json:
+    """Set or clear ``other_config:tether-pending`` of logical switch ``switch`` (a
+    ``delete`` first: ``insert`` never replaces the value of a key already there)."""
+    mutations: list[list[Any]] = [["other_config", "delete", ["set", [PENDING]]]]
+    if value:
+        mutations.append(["other_config", "insert", ["map", [[PENDING, "true"]]]])
+    return {
+        "op": "mutate",
+        "table": "Logical_Switch",
+        "where": [["name", "==", switch]],
+        "mutations": mutations,
+    }
 
 
 class _Encoder:
@@ -107,6 +126,8 @@ class _Encoder:
                     "row": {"state_consistent": op.value},
                 }
             )
+        elif isinstance(op, MarkPending):
+            self.ops.append(_mark_pending(op.switch, op.value))
         elif isinstance(op, EnsureRemoteMac):
             self.remote_mac(op)
         elif isinstance(op, EnsureUnknownDst):
@@ -126,10 +147,14 @@ class _Encoder:
         if op.exists:
             where = [["name", "==", op.name]]
             self.ops.append({"op": "update", "table": "Logical_Switch", "where": where, "row": row})
+            if op.pending:
+                self.ops.append(_mark_pending(op.name, True))
             return
         name = self.names.fresh("ls")
         self.names.switches[op.name] = name
         row["name"] = op.name
+        if op.pending:
+            row["other_config"] = ["map", [[PENDING, "true"]]]
         self.ops.append({"op": "insert", "table": "Logical_Switch", "row": row, "uuid-name": name})
 
     def remote_mac(self, op: EnsureRemoteMac) -> None:

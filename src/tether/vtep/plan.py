@@ -22,7 +22,19 @@ another call. The stages follow the patent's processes (US 12,388,743):
 ``lock`` (FIG. 7)
     1. content, bindings included, as one stage; the agent steals ``ls_<VNI>`` of every
        logical switch the stage touches first, every transaction asserts the locks of the
-       switches it writes, and the agent unlocks once the stage is confirmed;
+       switches it writes, and the agent unlocks once the stage is confirmed. A stage of
+       more than one transaction is bracketed by a mark that outlives tether's session,
+       ``Logical_Switch.other_config:tether-pending=true``: its first transaction(s) mark
+       every logical switch it touches (new ones are inserted marked), its last one(s)
+       clear the marks, after every other row. Should tether die in between, the server
+       hands the locks back to the switch with the dead session, but the switch keeps
+       forwarding on its last complete state while the mark is set; the next tether counts
+       a marked switch as touched and finishes the update (one with nothing else left gets
+       a stage that only clears the mark, under its lock, so the switch reads it again
+       when the lock comes back). A one-transaction stage is atomic: it marks nothing, and
+       clears a mark left over. A switch whose schema has no ``Logical_Switch.other_config``
+       gets no marks: there a crash in the middle of a stage lets the switch apply a
+       partial logical switch, as before the mark existed;
     2. delete.
 
 ``state-consistent`` (FIG. 8-9)
@@ -33,6 +45,12 @@ another call. The stages follow the patent's processes (US 12,388,743):
        empty and unbound, so the switch applies the removal);
     4. delete.
 
+In every mode, a mark that a stage cut short or another mode left behind
+(``state_consistent=false``, ``tether-pending``) is cleared once the logical switch's content
+is complete: in ``state-consistent`` together with the stage that completes it (or any
+other), in ``lock`` by the content stage (or ``unmark``), in ``bind-last`` by a last
+``unmark`` stage.
+
 A single operation larger than ``max_rows`` (an ``unknown-dst`` set with many new locators)
 goes alone in a transaction: it cannot be split.
 """
@@ -40,7 +58,7 @@ goes alone in a transaction: it cannot be split.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tether.vtep.state import (
@@ -58,6 +76,7 @@ __all__ = [
     "EnsureRemoteMac",
     "EnsureUnknownDst",
     "MarkConsistent",
+    "MarkPending",
     "Op",
     "RemoveLogicalSwitch",
     "RemoveRow",
@@ -96,10 +115,22 @@ class EnsureLogicalSwitch(_Op):
     state_consistent: bool | None = None
     """Written only in ``state-consistent`` mode."""
     exists: bool = False
+    pending: bool = False
+    """Inserted with the ``tether-pending`` mark (``lock`` mode, a stage of several
+    transactions); only ever set for a switch that does not exist yet."""
 
 
 @dataclass(frozen=True, slots=True)
 class MarkConsistent(_Op):
+    switch: str
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPending(_Op):
+    """Set (True) or clear (False) ``other_config:tether-pending`` of a logical switch,
+    leaving the switch's own ``other_config`` keys alone."""
+
     switch: str
     value: bool
 
@@ -160,6 +191,7 @@ class RemoveLogicalSwitch(_Op):
 Op = (
     EnsureLogicalSwitch
     | MarkConsistent
+    | MarkPending
     | EnsureRemoteMac
     | EnsureUnknownDst
     | RemoveRow
@@ -341,7 +373,14 @@ def _switch_of(op: Op) -> str | None:
     if isinstance(op, EnsureLogicalSwitch | RemoveLogicalSwitch):
         return op.name
     if isinstance(
-        op, MarkConsistent | EnsureRemoteMac | EnsureUnknownDst | Bind | Unbind | RemoveRow
+        op,
+        MarkConsistent
+        | MarkPending
+        | EnsureRemoteMac
+        | EnsureUnknownDst
+        | Bind
+        | Unbind
+        | RemoveRow,
     ):
         return op.switch or None
     return None
@@ -460,12 +499,17 @@ def _plan_lock(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage
     changed = _changed(desired, view)
     unbinds, binds = _binding_ops(desired, view)
     touched = (
-        set(changed) | _names_of(unbinds, view) | {b.switch for b in binds if isinstance(b, Bind)}
+        set(changed)
+        | _names_of(unbinds, view)
+        | {b.switch for b in binds if isinstance(b, Bind)}
+        | _pending(view)  # an update cut short: finished (or just unmarked) under the lock
     )
     if touched:
         locks_of = _locks(desired, view, touched)
         ops = unbinds + [op for name in sorted(changed) for op in changed[name]] + binds
-        return _stage("content", ops, view, max_rows, touched, locks_of)
+        name = "content" if ops else "unmark"
+        ops = _bracketed(ops, touched, view, max_rows)
+        return _stage(name, ops, view, max_rows, touched, locks_of)
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
@@ -473,6 +517,32 @@ def _plan_lock(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
+
+
+def _bracketed(ops: list[Op], touched: set[str], view: SwitchView, max_rows: int) -> list[Op]:
+    """``ops`` with ``lock`` mode's pending marks. Ops that fit in one transaction are atomic:
+    no mark, only marks left over cleared with them. Otherwise every touched switch is
+    marked before its first row (existing ones first, new ones as they are inserted) and
+    cleared after the last row of all, so a switch given its lock back by a dead session
+    never applies a partial state."""
+    pending = _pending(view)
+    single = [*ops, *(MarkPending(name, False) for name in sorted(touched & pending))]
+    if not view.can_mark_pending or len(single) <= 1 or _cost(single, view) <= max_rows:
+        return single  # _cost is exactly what one transaction of them all would write
+    marks: list[Op] = [
+        MarkPending(name, True)
+        for name in sorted(touched)
+        if name in view.switches and name not in pending
+    ]
+    body = [
+        replace(op, pending=True) if isinstance(op, EnsureLogicalSwitch) and not op.exists else op
+        for op in ops
+    ]
+    return [*marks, *body, *(MarkPending(name, False) for name in sorted(touched))]
+
+
+def _pending(view: SwitchView) -> set[str]:
+    return {name for name, have in view.switches.items() if have.pending}
 
 
 def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
@@ -507,13 +577,19 @@ def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: i
 
 
 def _unmarks(view: SwitchView, *, exclude: Iterable[str] = ()) -> list[Op]:
-    """``state_consistent=true`` for switches left false that nothing is changing."""
+    """Marks left on switches that nothing is changing: ``state_consistent=true`` where it
+    was left false, and ``tether-pending`` cleared (a ``lock``-mode stage cut short, then
+    finished in another mode)."""
     skip = set(exclude)
-    return [
-        MarkConsistent(name, True)
-        for name, have in sorted(view.switches.items())
-        if have.state_consistent is False and name not in skip
-    ]
+    ops: list[Op] = []
+    for name, have in sorted(view.switches.items()):
+        if name in skip:
+            continue
+        if have.state_consistent is False:
+            ops.append(MarkConsistent(name, True))
+        if have.pending:
+            ops.append(MarkPending(name, False))
+    return ops
 
 
 def missing_ports(desired: GatewayConfig, view: SwitchView) -> list[str]:

@@ -7,6 +7,10 @@
 Only what tether owns appears here: ``Logical_Switch`` rows, the ``*_Remote`` tables and
 ``Physical_Port.vlan_bindings``. The switch's own ``*_Local`` tables are read only to know
 which logical switches the switch still uses (they hold strong references to them).
+
+Of ``Logical_Switch.other_config`` (a standard column, string -> string) only the key
+:data:`PENDING` is tether's: ``"true"`` while a ``lock``-mode update of that logical switch
+spans several transactions (see :mod:`tether.vtep.plan`); other keys belong to the switch.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TypeVar, cast
 
 __all__ = [
     "DATABASE",
+    "PENDING",
     "TABLES",
     "UNKNOWN_DST",
     "GatewayConfig",
@@ -35,6 +40,10 @@ T = TypeVar("T")
 
 UNKNOWN_DST = "unknown-dst"
 """The ``Mcast_Macs_Remote`` MAC that says where broadcast and unknown traffic goes."""
+
+PENDING = "tether-pending"
+"""The ``Logical_Switch.other_config`` key that says: a multi-transaction update of this
+logical switch is under way (value ``"true"``); forward on its last complete state."""
 
 DATABASE = "hardware_vtep"
 TABLES = (
@@ -111,6 +120,10 @@ class ObservedSwitch:
     bound_elsewhere: bool = False
     """Bound on a port of another ``Physical_Switch`` in the same database: not ours alone,
     so tether never tears it down from this gateway."""
+    pending: bool = False
+    """``other_config`` carries :data:`PENDING` = ``"true"``: a ``lock``-mode update that
+    spans several transactions has started and not finished (False when the column or the
+    key is absent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,11 @@ class SwitchView:
     """Tunnel IP -> ``Physical_Locator`` uuid (vxlan_over_ipv4, no tunnel key)."""
     physical_switch_found: bool = True
     tunnel_ips: tuple[str, ...] = ()
+    can_mark_pending: bool = True
+    """The switch's schema has ``Logical_Switch.other_config`` (``hardware_vtep`` 1.7.0 as
+    Open vSwitch installs it does), where ``lock`` mode keeps its :data:`PENDING` mark.
+    Without it a ``lock``-mode update cut short by a controller crash is applied half done
+    (see :mod:`.plan`)."""
 
 
 def _atom(value: Any) -> Any:
@@ -227,9 +245,17 @@ def local_macs(tables: Tables) -> dict[tuple[str, str], str | None]:
     return learned
 
 
-def observe(tables: Tables, physical_switch: str, cache: ObserveCache | None = None) -> SwitchView:
+def observe(
+    tables: Tables,
+    physical_switch: str,
+    cache: ObserveCache | None = None,
+    *,
+    can_mark_pending: bool = True,
+) -> SwitchView:
     """Read tether's part of a ``hardware_vtep`` database; with a ``cache`` of the previous
-    call on the same replica, rereading only the remote MAC rows that changed."""
+    call on the same replica, rereading only the remote MAC rows that changed.
+    ``can_mark_pending`` says whether the schema has ``Logical_Switch.other_config``: the
+    caller knows its schema; rows cannot tell (there may be none)."""
     locator_ip, plain_locators = _locators(tables, cache)
     found, ports, tunnel_ips = _our_ports(tables, physical_switch)
     port_names = {uuid: name for name, uuid in ports.items()}
@@ -264,8 +290,11 @@ def observe(tables: Tables, physical_switch: str, cache: ObserveCache | None = N
             bindings=frozenset(bound.get(uuid, ())),
             in_local_use=uuid in in_use,
             bound_elsewhere=uuid in elsewhere,
+            pending=_map(row.get("other_config")).get(PENDING) == "true",
         )
-    return SwitchView(switches, ports, bindings, plain_locators, found, tunnel_ips)
+    return SwitchView(
+        switches, ports, bindings, plain_locators, found, tunnel_ips, can_mark_pending
+    )
 
 
 class ObserveCache:
