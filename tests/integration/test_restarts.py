@@ -200,6 +200,8 @@ class SwitchWatch:
     def __init__(self, address: str) -> None:
         self.client = Client(address)
         self.deleted: list[tuple[str, str]] = []
+        self.written: list[tuple[str, str]] = []
+        """Every change: (table, kind)."""
         self.on_pending: Any = None
         self.monitor: Any = None
 
@@ -212,6 +214,7 @@ class SwitchWatch:
 
     def _changed(self, changes: list[Any]) -> None:
         for change in changes:
+            self.written.append((change.table, change.kind))
             if change.new is None:
                 self.deleted.append((change.table, str(change.uuid)))
             elif change.table == "Logical_Switch" and self.pending() and self.on_pending:
@@ -317,12 +320,15 @@ async def _agent_killed(fabric: Fabric) -> None:
 async def _serve_restarted(fabric: Fabric) -> None:
     pings = PingAll()
     await asyncio.sleep(0.5)
+    written = len(fabric.watch.written)
     fabric.server.kill(signal.SIGTERM)
     fabric.server.start()
     await asyncio.sleep(3.0)  # the agents and the switch's VTEP agent resume meanwhile
     _no_loss(pings.stop(), "serve restart")
     deleted = fabric.watch.deleted
     assert not deleted, f"serve's restart deleted rows the switch needs: {deleted}"
+    rewritten = fabric.watch.written[written:]
+    assert not rewritten, f"the restarted serve rewrote rows it had written: {rewritten}"
 
 
 async def _serve_killed_mid_lock_update(fabric: Fabric) -> None:
