@@ -195,21 +195,10 @@ async def test_the_agent_binds_its_vifs_and_follows_the_model(
         await wiped.close()
     with running_api(store_url) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
-            (await http.post("/v1/networks", json=network)).raise_for_status()
-            for n in (1, 2):
-                port = {"network": "web", "name": f"vm{n}", "mac": MACS[n], "ips": [IPS[n]]}
-                (await http.post("/v1/ports", json=port)).raise_for_status()
+            await _web(http, 1, 2)
             router = {"name": "r1", "interfaces": [{"network": "web"}]}
             (await http.post("/v1/routers", json=router)).raise_for_status()
-            settings = AgentSettings(
-                chassis="hv1",
-                tunnel_ip="192.0.2.11",
-                server=url,
-                ovsdb=f"unix:{ovs.db_socket}",
-                datapath="netdev",
-                store=agent_store,
-            )
+            settings = _settings(ovs, url, store=agent_store)
             agent = HypervisorAgent(settings, ovs)
             await agent.start()
             try:
@@ -250,6 +239,27 @@ async def test_the_agent_binds_its_vifs_and_follows_the_model(
                 await agent.stop()
 
 
+async def _web(http: httpx.AsyncClient, *vms: int) -> None:
+    """Network ``web`` and ports ``vmN`` (MACS[N], IPS[N]) for the given VMs."""
+    network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
+    (await http.post("/v1/networks", json=network)).raise_for_status()
+    for n in vms:
+        port = {"network": "web", "name": f"vm{n}", "mac": MACS[n], "ips": [IPS[n]]}
+        (await http.post("/v1/ports", json=port)).raise_for_status()
+
+
+def _settings(ovs: OvsInstance, url: str, **options: Any) -> AgentSettings:
+    """Agent ``hv1`` on this hypervisor's Open vSwitch."""
+    return AgentSettings(
+        chassis="hv1",
+        tunnel_ip="192.0.2.11",
+        server=url,
+        ovsdb=f"unix:{ovs.db_socket}",
+        datapath="netdev",
+        **options,
+    )
+
+
 def _has_flows_for(agent: HypervisorAgent, mac: str) -> bool:
     installed = agent.applier.installed or frozenset()
     return any(dict(flow.match).get("dl_dst") == mac for flow in installed)
@@ -276,19 +286,8 @@ async def test_the_audit_repairs_flows_changed_behind_the_agents_back(
     target = ovs.bridge_target("br-int")
     with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
-            (await http.post("/v1/networks", json=network)).raise_for_status()
-            for n in (1, 2):
-                port = {"network": "web", "name": f"vm{n}", "mac": MACS[n], "ips": [IPS[n]]}
-                (await http.post("/v1/ports", json=port)).raise_for_status()
-            settings = AgentSettings(
-                chassis="hv1",
-                tunnel_ip="192.0.2.11",
-                server=url,
-                ovsdb=f"unix:{ovs.db_socket}",
-                datapath="netdev",
-                audit_seconds=0.5,
-            )
+            await _web(http, 1, 2)
+            settings = _settings(ovs, url, audit_seconds=0.5)
             agent = HypervisorAgent(settings, ovs)
             await agent.start()
             try:
@@ -321,17 +320,8 @@ async def test_a_restarted_agent_installs_a_new_generation_and_cleans_up_dead_on
     target = ovs.bridge_target("br-int")
     with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
-            (await http.post("/v1/networks", json=network)).raise_for_status()
-            port = {"network": "web", "name": "vm1", "mac": MACS[1], "ips": [IPS[1]]}
-            (await http.post("/v1/ports", json=port)).raise_for_status()
-            settings = AgentSettings(
-                chassis="hv1",
-                tunnel_ip="192.0.2.11",
-                server=url,
-                ovsdb=f"unix:{ovs.db_socket}",
-                datapath="netdev",
-            )
+            await _web(http, 1)
+            settings = _settings(ovs, url)
             generations = []
             for _ in range(2):  # the agent, then the agent restarted
                 agent = HypervisorAgent(settings, ovs)
@@ -375,17 +365,10 @@ async def test_the_agent_recovers_from_an_ovs_restart_and_reports_the_gap(
     metrics_port = free_port()
     with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}
-            (await http.post("/v1/networks", json=network)).raise_for_status()
-            for n in (1, 2):
-                port = {"network": "web", "name": f"vm{n}", "mac": MACS[n], "ips": [IPS[n]]}
-                (await http.post("/v1/ports", json=port)).raise_for_status()
-            settings = AgentSettings(
-                chassis="hv1",
-                tunnel_ip="192.0.2.11",
-                server=url,
-                ovsdb=f"unix:{ovs.db_socket}",
-                datapath="netdev",
+            await _web(http, 1, 2)
+            settings = _settings(
+                ovs,
+                url,
                 audit_seconds=3600,  # recovery must not wait for an audit
                 metrics_listen=f"127.0.0.1:{metrics_port}",
             )

@@ -32,7 +32,7 @@ from tether.model.resources import Gateway
 from tether.ovsdb import Client, ops
 from tether.vtep import agent as vtep_agent
 from tether.vtep.agent import VtepAgent
-from tether.vtep.plan import lock_name
+from tether.vtep.ops import lock_name
 from tether.vtep.state import PENDING, GatewayConfig, LogicalSwitchConfig, RemoteMac
 
 pytestmark = [pytest.mark.anyio, pytest.mark.daemon]

@@ -26,14 +26,8 @@ from tests.unit.test_vtep_plan import (
     view_of,
 )
 from tether.vtep.encode import encode
-from tether.vtep.plan import (
-    EnsureLogicalSwitch,
-    MarkPending,
-    Mode,
-    Stage,
-    Transaction,
-    plan,
-)
+from tether.vtep.ops import EnsureLogicalSwitch, MarkPending, Stage, Transaction
+from tether.vtep.plan import Mode, plan
 from tether.vtep.state import GatewayConfig, LogicalSwitchConfig
 
 OLD = network(1, range(1, 9))

@@ -9,7 +9,8 @@ import pytest
 
 from tests.unit.fake_vtep import FakeVtepDb
 from tether.vtep.encode import Refs, encode
-from tether.vtep.plan import Mode, Stage, missing_ports, plan
+from tether.vtep.ops import Stage
+from tether.vtep.plan import Mode, missing_ports, plan
 from tether.vtep.state import GatewayConfig, LogicalSwitchConfig, RemoteMac, SwitchView, observe
 
 MODES: list[Mode] = ["bind-last", "lock", "state-consistent"]

@@ -39,7 +39,7 @@ from typing import Any
 
 from tether.lab.forwarding import ForwardingTable, RemoteEntry
 from tether.ovsdb.replica import Row, Uuid, Value
-from tether.vtep.plan import lock_name
+from tether.vtep.ops import lock_name
 from tether.vtep.state import ObservedSwitch, SwitchView, Tables
 
 __all__ = ["Decision", "decide", "raw_tables", "target"]

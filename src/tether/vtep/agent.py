@@ -36,7 +36,8 @@ from tether.ovsdb import (
     TransactionError,
 )
 from tether.vtep.encode import EncodeError, Refs, encode
-from tether.vtep.plan import Bind, Stage, Transaction, Unbind, missing_ports, plan
+from tether.vtep.ops import Bind, Stage, Transaction, Unbind
+from tether.vtep.plan import missing_ports, plan
 from tether.vtep.state import (
     DATABASE,
     TABLES,

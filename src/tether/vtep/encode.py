@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.vtep.plan import (
+from tether.vtep.ops import (
     Bind,
     EnsureLogicalSwitch,
     EnsureRemoteMac,

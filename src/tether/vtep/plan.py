@@ -86,25 +86,7 @@ from tether.vtep.state import (
     SwitchView,
 )
 
-__all__ = [
-    "BARRIER",
-    "Barrier",
-    "Bind",
-    "EnsureLogicalSwitch",
-    "EnsureRemoteMac",
-    "EnsureUnknownDst",
-    "MarkConsistent",
-    "MarkPending",
-    "Op",
-    "RemoveLogicalSwitch",
-    "RemoveRow",
-    "Stage",
-    "Transaction",
-    "Unbind",
-    "lock_name",
-    "missing_ports",
-    "plan",
-]
+__all__ = ["Mode", "missing_ports", "plan"]
 
 Mode = Literal["bind-last", "lock", "state-consistent"]
 
