@@ -7,7 +7,8 @@ network ``ping`` with two VMs on ``hv0`` (namespaces on veths plugged into ``br-
 ``iface-id``). A ``tether agent`` process for ``hv0`` programs the bridge and is killed
 with SIGKILL; the flows another one, started afresh, settles on are the expected set (an
 agent numbers networks and ports in the order it meets them, so only a fresh start is
-comparable). Every run starts from a bridge holding a killed agent's flows, no agent running.
+comparable). Every run starts from a bridge holding ~10,000 flows of another generation
+(the floor's, or a killed agent's), no agent running.
 
 Per run:
 
@@ -16,7 +17,8 @@ Per run:
 * **tether** — from starting a ``tether agent`` process (interpreter start-up included)
   until the bridge holds exactly the expected flows, all with the new agent's cookie, and
   nothing of any other generation: the end is when the agent records its generation on the
-  bridge (after its first apply, one atomic bundle), checked against a dump; if the first
+  bridge (after its first apply, one atomic bundle; that record is one ``ovs-vsctl`` the
+  floor does not pay), checked against a dump; if the first
   apply left the bridge incomplete, the time runs until a dump shows it complete, and the
   run counts as failed. The agent is then killed with SIGKILL.
 

@@ -384,13 +384,12 @@ async def test_the_agent_recovers_from_an_ovs_restart_and_reports_the_gap(
 
                 agent.recovered.clear()
                 await ovs.restart_vswitchd(crash=True)
-                back = asyncio.get_running_loop().time()
                 await asyncio.wait_for(agent.recovered.wait(), 10)
-                took = asyncio.get_running_loop().time() - back
-                assert took < 1.0, f"flows back {took:.2f} s after ovs-vswitchd"
                 assert await _tether_flows(ovs, target) == flows_before
-                assert agent.state.ovs_restarts == 1
-                assert 0 < agent.state.ovs_recovery_seconds <= agent.state.ovs_gap_seconds
+                state = agent.state
+                assert state.ovs_restarts == 1
+                assert 0 < state.ovs_recovery_seconds <= state.ovs_gap_seconds
+                assert state.ovs_recovery_seconds < 1.0, "flows back within 1 s of the switch"
                 done = await asyncio.to_thread(_ping, hypervisor.vms[1], IPS[2])
                 assert done.returncode == 0, done.stdout
 
@@ -404,6 +403,7 @@ async def test_the_agent_recovers_from_an_ovs_restart_and_reports_the_gap(
                 await _eventually(
                     lambda: _tether_flows_equal(ovs, target, flows_before), "bridge rebuilt"
                 )
+                assert await agent.live_generation() == agent.generation, "recorded again"
             finally:
                 await agent.stop()
 

@@ -46,14 +46,18 @@ from tether.lab.hypervisor import INTEGRATION_BRIDGE, LabHypervisor
 from tether.lab.netns import ip
 from tether.openflow.pipeline import cookie_of
 from tether.ovsdb import Client
+from tether.vtep.ops import lock_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.daemon]
 
 AUDIT_SECONDS = 1.0
-UPDATE_MACS = 200
+UPDATE_MACS = 400
 """Ports added at once in the lock-mode update (MACs the switch must learn)."""
 ROWS_PER_TXN = 4
-"""The switch's max_rows_per_txn during that update: it takes ~50 transactions."""
+"""The switch's max_rows_per_txn during that update: it takes ~100 transactions, a window
+the kill cannot miss."""
+STOP_SECONDS = 3.0
+"""A stopping ``tether serve`` must be gone within this, watch streams open or not."""
 PENDING = "tether-pending"
 
 
@@ -238,6 +242,31 @@ class SwitchWatch:
         await self.client.close()
 
 
+async def _converged_without_writing(http: httpx.AsyncClient) -> bool:
+    """The new serve's VTEP agent is connected and holds the switch as realized, without a
+    transaction (a fresh agent's count starts at 0; the old one had written the switch)."""
+    try:
+        gateway = (await http.get("/v1/gateways/tor1")).raise_for_status().json()
+    except httpx.HTTPError:
+        return False
+    runtime = gateway.get("runtime") or {}
+    return bool(
+        runtime.get("connection") == "connected"
+        and runtime.get("desired_generation")
+        and runtime.get("realized_generation") == runtime.get("desired_generation")
+        and runtime.get("transactions") == 0
+    )
+
+
+async def _streams(fabric: Fabric) -> dict[str, float]:
+    """Each agent's count of model streams that caught up."""
+    counts = {}
+    for name, agent in fabric.agents.items():
+        found = await asyncio.to_thread(agent.metrics)
+        counts[name] = found.get("tether_agent_model_streams_total", 0.0)
+    return counts
+
+
 @dataclass
 class Fabric:
     http: httpx.AsyncClient
@@ -310,9 +339,22 @@ async def _serve_restarted(fabric: Fabric) -> None:
     pings = PingAll()
     await asyncio.sleep(0.5)
     written = len(fabric.watch.written)
+    streams = await _streams(fabric)
+    stopping = time.monotonic()
     fabric.server.kill(signal.SIGTERM)
+    stopped = time.monotonic() - stopping
+    assert stopped < STOP_SECONDS, f"tether serve took {stopped:.1f} s to stop"
     fabric.server.start()
-    await asyncio.sleep(3.0)  # the agents and the switch's VTEP agent resume meanwhile
+    await _eventually(
+        lambda: _converged_without_writing(fabric.http), "the new serve's VTEP agent converged"
+    )
+
+    async def resumed() -> bool:
+        now = await _streams(fabric)
+        return all(now[name] > streams[name] for name in streams)
+
+    await _eventually(resumed, "the agents resumed their model streams")
+    await asyncio.sleep(1.0)
     _no_loss(pings.stop(), "serve restart")
     deleted = fabric.watch.deleted
     assert not deleted, f"serve's restart deleted rows the switch needs: {deleted}"
@@ -363,6 +405,11 @@ async def _serve_killed_mid_lock_update(fabric: Fabric) -> None:
     assert before < partial < before + UPDATE_MACS, (before, partial)
     assert watch.pending(), "the partial update is marked in the switch's database"
     assert tor1.programmed[web] == complete, "the ASIC kept its last complete state"
+    assert tor1.agent.client.holds_lock(lock_name(5001)), "the switch has its lock back"
+    decision = tor1.agent.last_decision
+    assert decision is not None and "tether-pending" in decision.held_back.get(web, ""), (
+        "the mark, not a missing lock, holds the logical switch"
+    )
 
     fabric.server.start()
     await _eventually(lambda: watch.remote_macs() == before + UPDATE_MACS, "the update completes")
@@ -391,6 +438,7 @@ async def _ovs_restarted(fabric: Fabric) -> None:
     found = await asyncio.to_thread(fabric.agents["t-hv1"].metrics)
     assert found["tether_agent_ovs_restarts_total"] == 1, found
     assert 0 < found["tether_agent_ovs_gap_seconds"] < 10, found
+    assert found["tether_agent_ovs_recovery_seconds"] <= 1.0, found
     print(f"agent's report: gap {found['tether_agent_ovs_gap_seconds']:.3f} s")
 
 

@@ -28,7 +28,7 @@ from tests.unit.test_vtep_plan import (
 from tether.vtep.encode import encode
 from tether.vtep.ops import EnsureLogicalSwitch, MarkPending, Stage, Transaction
 from tether.vtep.plan import Mode, plan
-from tether.vtep.state import GatewayConfig, LogicalSwitchConfig
+from tether.vtep.state import GatewayConfig, LogicalSwitchConfig, ObservedSwitch, SwitchView
 
 OLD = network(1, range(1, 9))
 NEW = network(1, range(5, 15), locator="192.0.2.13")
@@ -271,3 +271,18 @@ def test_a_kill_anywhere_in_a_stage_never_shows_a_partial_switch(
     killed_after(db, second, killed, max_rows, k, complete_only(allowed, killed))
     converge(db, second, restart, max_rows, check=complete_only(allowed, restart))
     converged(db, second, max_rows)
+
+
+@pytest.mark.parametrize("mode", ["bind-last", "lock", "state-consistent"])
+def test_another_gateways_mark_on_a_shared_database_is_left_alone(mode: Mode) -> None:
+    """Two gateways on one ``hardware_vtep`` database: a logical switch bound only on the
+    other's physical switch, marked mid-update by the other. Clearing it (under a stolen
+    lock, which drops the other from the lock queue) would let the switch apply a part."""
+    theirs = ObservedSwitch(
+        uuid="u-x", name="net-x", tunnel_key=7001, description="", state_consistent=False,
+        remote_macs={}, unknown_dst=None, extra_remote_rows=(), bindings=frozenset(),
+        in_local_use=False, bound_elsewhere=True, pending=True,
+    )  # fmt: skip
+    view = SwitchView({"net-x": theirs}, {"eth1": "p1"}, {}, {}, True, ("192.0.2.22",), True)
+    stage = plan(GatewayConfig("tor2", {}), view, mode, 4)
+    assert stage.name == "done", stage

@@ -18,19 +18,36 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from tether.agent.bridge import OvsCommands
 from tether.openflow import Flow, diff_flows, to_ofctl
 from tether.openflow.pipeline import COOKIE, COOKIE_MASK, GENERATION_MASK, generation_of
 
-__all__ = ["FlowApplier"]
+__all__ = ["AuditResult", "FlowApplier"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    """What an audit found: desired flows the switch lacks (or holds changed: OVS lists a
+    changed flow both ways) and tether flows it holds unwanted."""
+
+    missing: int = 0
+    unwanted: int = 0
+
+    @property
+    def repaired(self) -> int:
+        return self.missing + self.unwanted
 
 
 class FlowApplier:
-    def __init__(self, ovs: OvsCommands, target: str, workdir: Path | None = None) -> None:
+    def __init__(
+        self, ovs: OvsCommands, target: str, workdir: Path | None = None, *, timeout: float = 30
+    ) -> None:
         self.ovs = ovs
         self.target = target
+        self.timeout = timeout
         self._workdir = workdir
         self.installed: frozenset[Flow] | None = None
         """What the last successful apply left on the bridge (None: not yet known)."""
@@ -62,29 +79,34 @@ class FlowApplier:
         self.bundles += 1
         return changes
 
-    async def audit(self, desired: frozenset[Flow]) -> int:
-        """Repair the switch if it differs from ``desired``; the number of flows repaired."""
+    async def audit(self, desired: frozenset[Flow]) -> AuditResult:
+        """Repair the switch if it differs from ``desired``; what was found."""
         path = self._write([to_ofctl(flow) for flow in sorted(desired, key=_order)])
         try:
             process = await asyncio.create_subprocess_exec(
                 "ovs-ofctl", "-O", "OpenFlow13", "diff-flows", self.target, str(path),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            out, err = await process.communicate()
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), self.timeout)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                raise OSError(f"ovs-ofctl diff-flows: no answer in {self.timeout:.0f} s") from None
         finally:
             path.unlink(missing_ok=True)
         if process.returncode not in (0, 2):  # 2: differences found
             raise OSError(f"ovs-ofctl diff-flows: {err.decode(errors='replace').strip()}")
         ours = f"cookie={COOKIE:#x}"[:13]  # the tether part of the cookie
-        wrong = [
-            line
-            for line in out.decode().splitlines()
-            if line.startswith("+") or (line.startswith("-") and ours in line)
-        ]
-        if wrong:
+        lines = out.decode().splitlines()
+        found = AuditResult(
+            missing=sum(1 for line in lines if line.startswith("+")),
+            unwanted=sum(1 for line in lines if line.startswith("-") and ours in line),
+        )
+        if found.repaired:
             self.installed = None  # replace everything of tether's, atomically
             await self.apply(desired)
-        return len(wrong)
+        return found
 
     def _write(self, lines: list[str]) -> Path:
         with tempfile.NamedTemporaryFile(

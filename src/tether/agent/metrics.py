@@ -75,6 +75,16 @@ class AgentCollector(Collector):
             "1 while the agent's OpenFlow session with its bridge is up",
             value=1 if agent.channel.connected.is_set() else 0,
         )
+        yield CounterMetricFamily(
+            "tether_agent_model_streams",
+            "Model watch streams from the controller that caught up (each resume counts)",
+            value=agent.mirror.sessions,
+        )
+        yield GaugeMetricFamily(
+            "tether_agent_model_revision",
+            "The newest store revision of the model this agent follows",
+            value=agent.mirror.followed_revision,
+        )
         yield GaugeMetricFamily("tether_agent_vifs", "VIFs on the bridge", value=len(state.vifs))
         yield GaugeMetricFamily(
             "tether_agent_unknown_vifs", "VIFs whose iface-id no port has", value=agent.unknown_vifs

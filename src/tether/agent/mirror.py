@@ -95,6 +95,9 @@ class WatchedStore(_ReadOnly):
         self._watchers: list[tuple[str, asyncio.Queue[WatchBatch]]] = []
         self._task: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()
+        self.sessions = 0
+        """Watch streams that reached the store's current revision (a resume counts)."""
+        self._session_synced = False
 
     async def start(self, *, timeout: float = 30.0) -> None:
         """Follow the stream; returns once the mirror has caught up the first time."""
@@ -124,6 +127,11 @@ class WatchedStore(_ReadOnly):
         more = bool(limit) and len(keys) > limit
         chosen = keys[:limit] if limit else keys
         return RangeResult(tuple(self._kvs[k] for k in chosen), self._revision, more)
+
+    @property
+    def followed_revision(self) -> int:
+        """The newest store revision the mirror holds."""
+        return self._revision
 
     async def revision(self) -> int:
         return self._revision
@@ -157,6 +165,7 @@ class WatchedStore(_ReadOnly):
                     params["chassis"] = self.chassis
                 elif self._revision:
                     params["revision"] = self._revision + 1
+                self._session_synced = False
                 try:
                     async with http.stream("GET", "/v1/watch", params=params) as reply:
                         if reply.status_code == 410:
@@ -190,6 +199,9 @@ class WatchedStore(_ReadOnly):
             self._revision = max(self._revision, revision)
             self._publish(WatchBatch(revision))
             self.synced.set()
+            if not self._session_synced:
+                self._session_synced = True
+                self.sessions += 1
 
     def _snapshot(self, kvs: list[KeyValue], revision: int) -> None:
         """A fresh listing: the events that turn the mirror into it."""

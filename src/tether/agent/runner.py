@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,7 @@ import orjson
 from tether.agent.bridge import OvsCommands, ensure_bridge
 from tether.agent.channel import OpenFlowChannel
 from tether.agent.dhcp_server import DhcpServer
-from tether.agent.flows import FlowApplier
+from tether.agent.flows import AuditResult, FlowApplier
 from tether.agent.metrics import MetricsServer
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.model.devices import device_tunnel_ips
@@ -60,6 +61,8 @@ TUNNEL_PORT = "vxlan0"
 TUNNEL_OFPORT = 100
 STATUS_PREFIX = "/tether/status/gateways/"
 UNKNOWN_RETRY_SECONDS = 5.0
+RECOVERY_BACKOFF_MAX = 2.0
+"""Seconds between recovery attempts, at most (they start at 0.1 s and double)."""
 BULK_LOOKUP = 20
 """More VIFs than this to look up: list the ports once instead."""
 
@@ -142,7 +145,12 @@ class HypervisorAgent:
         """Set after each sync that left the bridge equal to the model."""
         self._lost_at: float | None = None
         """When the OpenFlow session with the switch dropped (until the switch is back)."""
+        self._back_at: float | None = None
+        """When the switch came back (its OpenFlow session did)."""
         self._recovery: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._recorded = 0
+        """The generation last recorded on the bridge (0: none yet)."""
         self.recovered = asyncio.Event()
         """Set after each recovery from a lost switch (tests wait on it)."""
         self.metrics = (
@@ -187,12 +195,9 @@ class HypervisorAgent:
         self._tasks = [loop.create_task(self._follow()), loop.create_task(self._audit())]
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._retry is not None:
             self._retry.cancel()
-        if self._recovery is not None:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovery
         for task in self._tasks:
             task.cancel()
             try:
@@ -204,6 +209,10 @@ class HypervisorAgent:
         await self.channel.stop()
         if self._ovsdb is not None:
             await self._ovsdb.close()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
         if self.inventory is not None:
             await self.inventory.stop()
         if self.models is not None:
@@ -260,50 +269,59 @@ class HypervisorAgent:
     # -- Open vSwitch restarts ----------------------------------------------------------
 
     def _switch_lost(self) -> None:
-        self._lost_at = asyncio.get_running_loop().time()
+        self._lost_at = self._lost_at or asyncio.get_running_loop().time()
         log.warning("lost the OpenFlow session with %s; recovering when it is back",
                     self.settings.bridge)  # fmt: skip
 
     def _switch_back(self) -> None:
         if self._lost_at is None and self.channel.sessions == 1:
             return  # the first session: the start-up sync programs the bridge
+        self._back_at = asyncio.get_running_loop().time()
         self._recover_soon()
 
     def _recover_soon(self) -> None:
+        if self._stopping:
+            return
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
     async def _recover(self) -> None:
-        """Make the bridge and tether's flows whole again after the switch was away."""
+        """Make the bridge and tether's flows whole again after the switch was away; retried
+        with back-off until it works."""
         loop = asyncio.get_running_loop()
-        back_at = loop.time()
-        lost_at = self._lost_at if self._lost_at is not None else back_at
-        try:
-            async with self._applying:
-                await self._ensure_bridge()
-                desired = self._desired
-                repaired = 0 if desired is None else await self.applier.audit(desired)
-        except Exception as exc:  # the switch went away again, or is not ready yet
-            log.warning("recovery of %s failed: %s; retrying", self.settings.bridge, exc)
-            await asyncio.sleep(0.1)
-            self._recovery = None
-            self._recover_soon()
-            return
+        for attempt in itertools.count():
+            try:
+                async with self._applying:
+                    await self._ensure_bridge()
+                    desired = self._desired
+                    found = None if desired is None else await self.applier.audit(desired)
+                    if found is not None:
+                        await self._record_generation(self.generation)  # a rebuilt bridge
+                break
+            except Exception as exc:  # the switch went away again, or is not ready yet
+                if attempt % 10 == 0:
+                    log.warning("recovery of %s failed: %s; retrying", self.settings.bridge, exc)
+                await asyncio.sleep(min(0.1 * 2**attempt, RECOVERY_BACKOFF_MAX))
         done = loop.time()
-        self._lost_at = None
-        if repaired:
-            state = self.state
-            state.ovs_restarts += 1
-            state.ovs_gap_seconds = done - lost_at
-            state.ovs_recovery_seconds = done - back_at
-            log.warning(
-                "Open vSwitch lost tether's flows on %s: %d reinstalled; gap %.3f s, "
-                "%.3f s after the switch was back",
-                self.settings.bridge, repaired, state.ovs_gap_seconds, state.ovs_recovery_seconds,
-            )  # fmt: skip
+        lost_at = self._lost_at if self._lost_at is not None else done
+        back_at = self._back_at if self._back_at is not None else lost_at
+        self._lost_at = self._back_at = None
+        if found is not None and found.missing:
+            self._count_restart(done - lost_at, done - back_at, found)
         else:
             log.info("switch %s back; its flows were intact", self.settings.bridge)
         self.recovered.set()
+
+    def _count_restart(self, gap: float, recovery: float, found: AuditResult) -> None:
+        state = self.state
+        state.ovs_restarts += 1
+        state.ovs_gap_seconds = gap
+        state.ovs_recovery_seconds = recovery
+        log.warning(
+            "Open vSwitch lost tether's flows on %s: %d reinstalled; gap %.3f s, "
+            "%.3f s after the switch was back",
+            self.settings.bridge, found.missing, gap, recovery,
+        )  # fmt: skip
 
     async def _next_generation(self) -> int:
         """One more than the live generation the bridge records (1..65535, wrapping)."""
@@ -326,6 +344,7 @@ class HypervisorAgent:
         await self.ovs.vsctl(
             "set", "Bridge", self.settings.bridge, f"external_ids:tether-generation={generation}"
         )
+        self._recorded = generation
 
     async def cleanup(self) -> int:
         """Remove tether's flows of every generation but the live one (``tether agent
@@ -334,20 +353,31 @@ class HypervisorAgent:
         return await self.applier.cleanup(await self.live_generation())
 
     async def _audit(self) -> None:
-        """Now and then, make sure the switch still holds what was applied."""
+        """Now and then, make sure the switch still holds what was applied. Tables found
+        emptied count as an Open vSwitch restart (the gap is at most the time since the
+        last check that found them whole)."""
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         while True:
             await asyncio.sleep(self.settings.audit_seconds)
-            if self._desired is None:
-                continue
+            if self._desired is None or self._lost_at is not None:
+                continue  # nothing applied yet, or the switch is away: recovery repairs
             try:
                 async with self._applying:
-                    repaired = await self.applier.audit(self._desired)
+                    desired = self._desired
+                    found = await self.applier.audit(desired)
             except Exception as exc:  # the next audit tries again
                 log.warning("flow audit failed: %s", exc)
                 continue
-            if repaired:
-                self.state.repairs += repaired
-                log.warning("flow audit: %d flows differed from the model; repaired", repaired)
+            now = loop.time()
+            if desired and found.missing == len(desired) and not found.unwanted:
+                self._count_restart(now - checked, 0.0, found)
+            elif found.repaired:
+                self.state.repairs += found.repaired
+                log.warning(
+                    "flow audit: %d flows differed from the model; repaired", found.repaired
+                )
+            checked = now
 
     async def _sync(self) -> None:
         s = self.settings
@@ -384,11 +414,10 @@ class HypervisorAgent:
         cookie = cookie_of(self.generation)
         desired = frozenset(replace(flow, cookie=cookie) for flow in compile_flows(view))
         async with self._applying:
-            first = self.applier.installed is None
             await self.applier.apply(desired)
             self._desired = desired
-        if first:  # the flows of this generation are in: it is the live one now
-            await self._record_generation(self.generation)
+            if self._recorded != self.generation:  # its flows are in: it is the live one now
+                await self._record_generation(self.generation)
         await self._bind(unbound)  # the next sync, after the model change, programs them
         self.state.syncs += 1
 
@@ -464,7 +493,7 @@ class HypervisorAgent:
         if monitor is None:
             return
         bridges = {row.get("name") for row in monitor.rows("Bridge").values()}
-        if self.settings.bridge not in bridges and self._desired is not None:
+        if self.settings.bridge not in bridges:
             self._lost_at = self._lost_at or asyncio.get_running_loop().time()
             self._recover_soon()  # deleted, or a wiped database: build it again
         self._vifs_changed()

@@ -118,21 +118,22 @@ async def watch(
 async def _until(closing: asyncio.Event, lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """``lines`` until the server begins to shut down (the client resumes elsewhere)."""
     stop = asyncio.ensure_future(closing.wait())
+    line: asyncio.Future[bytes] | None = None
     try:
         while True:
             line = asyncio.ensure_future(anext(lines))
             await asyncio.wait({line, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not line.done():
-                line.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await line
                 return
             try:
                 yield line.result()
             except StopAsyncIteration:
                 return
-    finally:
+    finally:  # also when the client went away and the response was cancelled
         stop.cancel()
+        if line is not None and not line.done():
+            line.cancel()
+            await asyncio.wait({line})
         with contextlib.suppress(Exception):
             await lines.aclose()  # type: ignore[attr-defined]
 

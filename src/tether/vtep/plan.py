@@ -292,7 +292,7 @@ def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> 
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
-    unmarks = _unmarks(view)  # left false by an earlier state-consistent mode
+    unmarks = _unmarks(desired, view)  # left false by an earlier state-consistent mode
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
@@ -344,30 +344,32 @@ def _plan_lock(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage
         set(changed)
         | _names_of(unbinds, view)
         | {b.switch for b in binds if isinstance(b, Bind)}
-        | _pending(view)  # an update cut short: finished (or just unmarked) under the lock
+        | _pending(desired, view)  # an update cut short: finished (or just unmarked) under the lock
     )
     if touched:
         locks_of = _locks(desired, view, touched)
         ops = unbinds + [op for name in sorted(changed) for op in changed[name]] + binds
         name = "content" if ops else "unmark"
-        ops = _bracketed(ops, touched, view, max_rows)
+        ops = _bracketed(ops, touched, desired, view, max_rows)
         return _stage(name, ops, view, max_rows, touched, locks_of)
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
-    unmarks = _unmarks(view)  # left false by an earlier state-consistent mode
+    unmarks = _unmarks(desired, view)  # left false by an earlier state-consistent mode
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
 
 
-def _bracketed(ops: list[Op], touched: set[str], view: SwitchView, max_rows: int) -> list[Op]:
+def _bracketed(
+    ops: list[Op], touched: set[str], desired: GatewayConfig, view: SwitchView, max_rows: int
+) -> list[Op]:
     """``ops`` with ``lock`` mode's pending marks. Ops that fit in one transaction are atomic:
     no mark, only marks left over cleared with them. Otherwise every touched switch is
     marked before its first row (existing ones first, new ones as they are inserted) and
     cleared after the last row of all, so a switch given its lock back by a dead session
     never applies a partial state."""
-    pending = _pending(view)
+    pending = _pending(desired, view)
     single = [*ops, *(MarkPending(name, False) for name in sorted(touched & pending))]
     if not view.can_mark_pending or len(single) <= 1 or _cost(single, view) <= max_rows:
         return single  # _cost is exactly what one transaction of them all would write
@@ -383,8 +385,18 @@ def _bracketed(ops: list[Op], touched: set[str], view: SwitchView, max_rows: int
     return [*marks, *body, *(MarkPending(name, False) for name in sorted(touched))]
 
 
-def _pending(view: SwitchView) -> set[str]:
-    return {name for name, have in view.switches.items() if have.pending}
+def _pending(desired: GatewayConfig, view: SwitchView) -> set[str]:
+    """Logical switches of this gateway's left marked ``tether-pending``."""
+    return {
+        name for name, have in view.switches.items() if have.pending and _ours(desired, name, have)
+    }
+
+
+def _ours(desired: GatewayConfig, name: str, have: ObservedSwitch) -> bool:
+    """A logical switch this gateway answers for: one it wants, or one no other physical
+    switch of the database uses. Another gateway's marks on a shared database are that
+    gateway's to clear (clearing them mid-update would let the switch apply a part)."""
+    return name in desired.switches or not have.bound_elsewhere
 
 
 def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
@@ -404,7 +416,7 @@ def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: i
     # (marking those consistent lets the switch apply the removal and drop its local MACs,
     # which would otherwise keep the logical switch from being deleted). They ride along
     # with whatever else this pass does, so churn elsewhere never starves them.
-    unmarks: list[Op] = _unmarks(view, exclude=touched)
+    unmarks: list[Op] = _unmarks(desired, view, exclude=touched)
     if marks:
         return _stage("mark", [*marks, *unmarks], view, max_rows, _names(marks) | _names(unmarks))
     if touched:
@@ -418,14 +430,14 @@ def _plan_state_consistent(desired: GatewayConfig, view: SwitchView, max_rows: i
     return Stage("done")
 
 
-def _unmarks(view: SwitchView, *, exclude: Iterable[str] = ()) -> list[Op]:
+def _unmarks(desired: GatewayConfig, view: SwitchView, *, exclude: Iterable[str] = ()) -> list[Op]:
     """Marks left on switches that nothing is changing: ``state_consistent=true`` where it
     was left false, and ``tether-pending`` cleared (a ``lock``-mode stage cut short, then
     finished in another mode)."""
     skip = set(exclude)
     ops: list[Op] = []
     for name, have in sorted(view.switches.items()):
-        if name in skip:
+        if name in skip or not _ours(desired, name, have):
             continue
         if have.state_consistent is False:
             ops.append(MarkConsistent(name, True))
