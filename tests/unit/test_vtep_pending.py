@@ -286,3 +286,17 @@ def test_another_gateways_mark_on_a_shared_database_is_left_alone(mode: Mode) ->
     view = SwitchView({"net-x": theirs}, {"eth1": "p1"}, {}, {}, True, ("192.0.2.22",), True)
     stage = plan(GatewayConfig("tor2", {}), view, mode, 4)
     assert stage.name == "done", stage
+
+
+def test_bind_last_clears_a_mark_left_over_along_with_other_work() -> None:
+    """Churn on another logical switch never keeps a marked one held: its mark goes in the
+    same stage as that work."""
+    db = FakeVtepDb()
+    converge(db, config(OLD), "bind-last", 4)
+    set_pending(db, OLD.name)
+    stage = plan(config(OLD, FRESH), view_of(db), "bind-last", 4)
+    assert stage.name != "unmark" and OLD.name in stage.switches
+    ops = [op for txn in stage.transactions for op in txn.ops]
+    assert ops[-1] == MarkPending(OLD.name, False)
+    converge(db, config(OLD, FRESH), "bind-last", 4)
+    converged(db, config(OLD, FRESH), 4)

@@ -89,9 +89,11 @@ def complete_only(allowed: Mapping[str, list[LogicalSwitchConfig]], mode: Mode) 
     def check(db: FakeVtepDb, stage: Stage) -> None:
         view = view_of(db)
         for name, have in view.switches.items():
-            visible = bool(have.bindings) and not have.pending  # (held in every mode)
-            if mode == "state-consistent":
-                visible = visible and have.state_consistent is not False
+            # a switch holds a pending or inconsistent logical switch whatever tether's
+            # mode (a restart may change the mode with either left behind)
+            visible = (
+                bool(have.bindings) and not have.pending and have.state_consistent is not False
+            )
             if mode == "lock":  # the agent reads only while it holds the lock
                 visible = visible and stage.name in ("released", "done")
             if visible:

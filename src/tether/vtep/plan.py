@@ -263,6 +263,12 @@ def plan(desired: GatewayConfig, view: SwitchView, mode: Mode, max_rows: int) ->
 
 def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> Stage:
     changed = _changed(desired, view)
+    # a lock-mode update cut short and finished since: its mark rides along with whatever
+    # this pass does, so churn elsewhere never keeps that switch held
+    clears: list[Op] = [
+        MarkPending(name, False) for name in sorted(_pending(desired, view)) if name not in changed
+    ]
+    cleared = _names(clears)
     updating = [
         name
         for name in changed
@@ -273,26 +279,26 @@ def _plan_bind_last(desired: GatewayConfig, view: SwitchView, max_rows: int) -> 
     # updated: their update path unbinds them all at once, never one by one
     unbinds = [op for op in unbinds if not (isinstance(op, Unbind) and op.switch in updating)]
     if unbinds:
-        return _stage("unbind", unbinds, view, max_rows, _names_of(unbinds, view))
+        names = _names_of(unbinds, view) | cleared
+        return _stage("unbind", [*unbinds, *clears], view, max_rows, names)
     if updating:
         in_place = [name for name in updating if _cost(changed[name], view) <= max_rows]
         pipelined = [name for name in updating if name not in in_place]
         steps = _packed([changed[name] for name in in_place], view, max_rows)
         if pipelined:
             steps += [BARRIER, *_update_pipelines(desired, view, changed, pipelined)]
-        return _stage("update", steps, view, max_rows, updating)
+        return _stage("update", [*steps, *clears], view, max_rows, set(updating) | cleared)
     if changed:
         ops: list[Op | Barrier] = [op for name in changed for op in changed[name]]
-        return _stage("content", ops, view, max_rows, changed)
+        return _stage("content", [*ops, *clears], view, max_rows, set(changed) | cleared)
     _, binds = _binding_ops(desired, view)
     if binds:
-        return _stage(
-            "bind", binds, view, max_rows, {b.switch for b in binds if isinstance(b, Bind)}
-        )
+        names = {b.switch for b in binds if isinstance(b, Bind)} | cleared
+        return _stage("bind", [*binds, *clears], view, max_rows, names)
     deletions = _deletions(desired, view)
     if deletions:
         return _stage("delete", deletions, view, max_rows, _names(deletions))
-    unmarks = _unmarks(desired, view)  # left false by an earlier state-consistent mode
+    unmarks = _unmarks(desired, view)  # left by an earlier state-consistent or lock mode
     if unmarks:
         return _stage("unmark", unmarks, view, max_rows, _names(unmarks))
     return Stage("done")
