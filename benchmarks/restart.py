@@ -5,9 +5,9 @@ vSwitch in a namespace of its own (userspace datapath). The networks of
 :mod:`agent_flows` (each with one VIF on ``hv0`` and nine ports on other chassis), plus a
 network ``ping`` with two VMs on ``hv0`` (namespaces on veths plugged into ``br-int`` by
 ``iface-id``). A ``tether agent`` process for ``hv0`` programs the bridge and is killed
-with SIGKILL; the flows another one, started afresh, settles on are the expected set (an
-agent numbers networks and ports in the order it meets them, so only a fresh start is
-comparable). Every run starts from a bridge holding ~10,000 flows of another generation
+with SIGKILL; the flows another one, started afresh, settles on are the expected set (the
+same flows as the first agent's but for the cookie: networks are numbered by VNI, ports by
+OpenFlow port). Every run starts from a bridge holding ~10,000 flows of another generation
 (the floor's, or a killed agent's), no agent running.
 
 Per run:

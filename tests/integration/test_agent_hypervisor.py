@@ -292,7 +292,7 @@ async def test_the_audit_repairs_flows_changed_behind_the_agents_back(
             await agent.start()
             try:
                 await _eventually(lambda: _has_flows_for(agent, MACS[2]), "flows", sync=True)
-                lookup = f"table=50,priority=100,metadata=0x1,dl_dst={MACS[2]}"
+                lookup = f"table=50,priority=100,metadata={5001:#x},dl_dst={MACS[2]}"
                 await ovs.ofctl("-O", "OpenFlow13", "del-flows", "--strict", target, lookup)
                 stale = "cookie=0x7e7e000000000000,table=0,priority=250,in_port=3,actions=drop"
                 foreign = "cookie=0x1234,table=0,priority=260,in_port=4,actions=drop"

@@ -199,6 +199,12 @@ async def _cookies(hypervisor: LabHypervisor) -> dict[str, int]:
     return counts
 
 
+async def _flows_but_cookies(hypervisor: LabHypervisor) -> set[str]:
+    target = hypervisor.ovs.bridge_target(INTEGRATION_BRIDGE)
+    dump = await hypervisor.ovs.ofctl("-O", "OpenFlow13", "--no-stats", "dump-flows", target)
+    return {re.sub(r"cookie=0x[0-9a-f]+,? ?", "", line.strip()) for line in dump.splitlines()}
+
+
 class SwitchWatch:
     """A monitor on the switch's ``hardware_vtep`` database: rows deleted, pending marks."""
 
@@ -325,6 +331,7 @@ async def _agent_killed(fabric: Fabric) -> None:
     pings = PingAll()
     await asyncio.sleep(0.5)
     old = await _live_generation(hv1)
+    before = await _flows_but_cookies(hv1)
     agent.kill()
     await asyncio.sleep(0.5)
     agent.start()
@@ -333,6 +340,7 @@ async def _agent_killed(fabric: Fabric) -> None:
     _no_loss(pings.stop(), "agent kill -9")
     assert new == old + 1
     assert set(await _cookies(hv1)) == {hex(cookie_of(new))}, "the old generation is gone"
+    assert await _flows_but_cookies(hv1) == before, "the same flows, under the new cookie"
 
 
 async def _serve_restarted(fabric: Fabric) -> None:

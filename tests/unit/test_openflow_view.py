@@ -16,8 +16,8 @@ from tether.model.resources import (
     RouterInterfaceCreate,
     Subnet,
 )
-from tether.openflow import compile_flows, simulate
-from tether.openflow.view import Keys, Vif, agent_view
+from tether.openflow import AgentView, compile_flows, simulate
+from tether.openflow.view import Vif, agent_view
 
 HV1, HV2, TOR1 = "192.0.2.11", "192.0.2.12", "192.0.2.21"
 BAREMETAL = "02:00:00:00:0b:01"
@@ -72,7 +72,7 @@ def test_a_chassis_sees_its_networks_and_the_ones_its_routers_reach() -> None:
     vifs = {"vm1": Vif("vm1", 7), "vm2": Vif("vm2", 8)}  # vm2 is on the bridge, bound to hv2
     view = agent_view(
         catalog, "hv1", vifs, _located(catalog, macs), TUNNEL_IPS,
-        tunnel_ofport=100, network_keys=Keys(), port_keys=Keys(),
+        tunnel_ofport=100,
     )  # fmt: skip
     names = {n.id: n.name for n in catalog.objects["networks"].values()}
     assert sorted(names[n] for n in view.networks) == ["db", "web"]
@@ -91,7 +91,7 @@ def test_the_view_compiles_to_a_pipeline_that_routes_to_another_hypervisor() -> 
     catalog, macs = _fabric()
     view = agent_view(
         catalog, "hv1", {"vm1": Vif("vm1", 7)}, _located(catalog, macs), TUNNEL_IPS,
-        tunnel_ofport=100, network_keys=Keys(), port_keys=Keys(),
+        tunnel_ofport=100,
     )  # fmt: skip
     vm1 = next(p for p in view.ports)
     router_mac = next(i.mac for i in view.routers if i.network == vm1.network)
@@ -115,17 +115,33 @@ def test_the_view_compiles_to_a_pipeline_that_routes_to_another_hypervisor() -> 
     assert outcome.deliveries[0].packet["dl_dst"] == macs["vm3"]
 
 
-def test_keys_stay_with_their_objects() -> None:
-    keys = Keys()
-    assert [keys.key("a"), keys.key("b"), keys.key("a")] == [1, 2, 1]
-    keys.keep_only({"b"})
-    assert keys.key("b") == 2 and keys.key("c") == 1, "a released number is reused"
-    assert keys.key("d") == 3
-
-
 def _port(catalog: Catalog, name: str):  # type: ignore[no-untyped-def]
     return next(p for p in catalog.objects["ports"].values() if p.name == name)
 
 
 def _port_id(catalog: Catalog, name: str) -> str:
     return str(_port(catalog, name).id)
+
+
+def test_numbers_in_flows_depend_on_nothing_but_the_object() -> None:
+    """``metadata`` is the network's VNI and ``reg6`` the port's OpenFlow port: a network or
+    port arriving or leaving never renumbers another, and a restarted agent compiles the very
+    flows its predecessor installed (only the cookie differs)."""
+    catalog, macs = _fabric()
+    located = _located(catalog, macs)
+    alone = agent_view(catalog, "hv2", {"vm3": Vif("vm3", 7)}, located, TUNNEL_IPS,
+                       tunnel_ofport=100)  # fmt: skip
+    more = agent_view(catalog, "hv2", {"vm5": Vif("vm5", 3), "vm3": Vif("vm3", 7)}, located,
+                      TUNNEL_IPS, tunnel_ofport=100)  # fmt: skip
+    assert len(more.networks) == len(alone.networks) + 1
+    web = {n.id: n for n in alone.networks.values()}
+    for network_id, network in web.items():
+        assert more.networks[network_id].key == network.key == network.vni
+    first = {f for f in compile_flows(alone) if dict(f.match).get("metadata") in _keys(alone)}
+    again = {f for f in compile_flows(more) if dict(f.match).get("metadata") in _keys(alone)}
+    assert first <= again, "the flows of the networks already there did not change"
+    assert [p.key for p in more.ports] == [3, 7]
+
+
+def _keys(view: AgentView) -> set[int]:
+    return {network.key for network in view.networks.values()}

@@ -46,7 +46,7 @@ from tether.model.resources import Port
 from tether.openflow import Flow, compile_flows
 from tether.openflow.dhcp import DhcpLease
 from tether.openflow.pipeline import cookie_of
-from tether.openflow.view import Keys, Vif, agent_view, dhcp_lease
+from tether.openflow.view import Vif, agent_view, dhcp_lease
 from tether.ovsdb import Client, Monitor, OvsdbError
 from tether.service.ids import RandomIds
 from tether.service.inventory import MacInventory
@@ -139,8 +139,6 @@ class HypervisorAgent:
         self._unknown: dict[str, float] = {}
         """VIF iface-ids no port has (yet), and when that was last asked."""
         self._retry: asyncio.Task[None] | None = None
-        self._network_keys = Keys()
-        self._port_keys = Keys()
         self.synced = asyncio.Event()
         """Set after each sync that left the bridge equal to the model."""
         self._lost_at: float | None = None
@@ -401,8 +399,6 @@ class HypervisorAgent:
                 self.inventory.located,
                 device_tunnel_ips(catalog, self._learned_ips()),
                 tunnel_ofport=TUNNEL_OFPORT,
-                network_keys=self._network_keys,
-                port_keys=self._port_keys,
             )
             leases = {}
             for local in view.ports:

@@ -54,7 +54,8 @@ class LocalPort:
     ips: tuple[str, ...]
     ofport: int
     key: int
-    """A small number naming the port in ``reg6`` (unique on this hypervisor)."""
+    """The number naming the port in ``reg6`` (unique on this hypervisor; the agent uses
+    its OpenFlow port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,8 @@ class NetworkView:
     id: str
     vni: int
     key: int
-    """The network's number in ``metadata`` (unique on this hypervisor, never 0)."""
+    """The network's number in ``metadata`` (unique on this hypervisor, never 0; the agent
+    uses its VNI)."""
     hosts: Mapping[str, str] = field(default_factory=dict)
     """IP -> MAC of every port of the network, wherever it lives (the ARP responder)."""
     remote: Mapping[str, str] = field(default_factory=dict)

@@ -13,8 +13,9 @@ the hypervisor's bridge holds (``Interface.external_ids:iface-id`` = a port's id
   (devices MACs of it live behind, gateways bound to it), and whether DHCP is on;
 * the router interfaces on those networks, with the subnet each serves.
 
-Networks and ports get small numbers for ``metadata`` and ``reg6`` from :class:`Keys`, which
-keeps a number for as long as its object stays in the view (flows stay put across syncs).
+A network's number in ``metadata`` is its VNI and a port's number in ``reg6`` its OpenFlow
+port: both stay put across syncs and restarts, so a restarted agent compiles the very flows
+its predecessor installed, only under its own cookie.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tether.model.resources import GatewayBinding, Network, Port, Router
 from tether.openflow.compiler import AgentView, LocalPort, NetworkView, RouterInterface
 from tether.openflow.dhcp import DhcpLease
 
-__all__ = ["AGENT_MAC", "Keys", "Vif", "agent_view", "dhcp_lease"]
+__all__ = ["AGENT_MAC", "Vif", "agent_view", "dhcp_lease"]
 
 Located = Callable[[str], Mapping[str, Location]]
 
@@ -43,33 +44,6 @@ class Vif:
     attached_mac: str = ""
 
 
-class Keys:
-    """Stable small numbers for ids: a number stays with its id while the id is in use, and
-    is handed out again only after it was released."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, int] = {}
-        self._free: list[int] = []
-        self._next = 1
-
-    def key(self, ident: str) -> int:
-        found = self._keys.get(ident)
-        if found is None:
-            found = self._free.pop() if self._free else self._take_next()
-            self._keys[ident] = found
-        return found
-
-    def keep_only(self, idents: set[str]) -> None:
-        """Release the numbers of every id not in ``idents``."""
-        for ident in [i for i in self._keys if i not in idents]:
-            self._free.append(self._keys.pop(ident))
-        self._free.sort(reverse=True)
-
-    def _take_next(self) -> int:
-        self._next += 1
-        return self._next - 1
-
-
 def agent_view(
     catalog: Catalog,
     chassis: str,
@@ -78,8 +52,6 @@ def agent_view(
     tunnel_ips: Mapping[str, str],
     *,
     tunnel_ofport: int,
-    network_keys: Keys,
-    port_keys: Keys,
 ) -> AgentView:
     """The view of hypervisor ``chassis`` (see the module)."""
     local: list[tuple[Port, Vif]] = []
@@ -92,17 +64,13 @@ def agent_view(
     routers = _routers_of(catalog, wanted)
     for router in routers:
         wanted |= {iface.network for iface in router.interfaces}
-    network_keys.keep_only(wanted)
-    port_keys.keep_only({port.id for port, _ in local})
     networks = {
-        network_id: _network_view(catalog, network_id, chassis, located, tunnel_ips, network_keys)
+        network_id: _network_view(catalog, network_id, chassis, located, tunnel_ips)
         for network_id in sorted(wanted)
         if network_id in catalog.objects["networks"]
     }
     ports = tuple(
-        LocalPort(
-            port.id, port.network, port.mac, tuple(port.ips), vif.ofport, port_keys.key(port.id)
-        )
+        LocalPort(port.id, port.network, port.mac, tuple(port.ips), vif.ofport, vif.ofport)
         for port, vif in sorted(local, key=lambda pv: pv[1].ofport)
     )
     interfaces = tuple(
@@ -135,7 +103,6 @@ def _network_view(
     chassis: str,
     located: Located,
     tunnel_ips: Mapping[str, str],
-    keys: Keys,
 ) -> NetworkView:
     network = catalog.get(Network, network_id)
     hosts: dict[str, str] = {}
@@ -164,9 +131,7 @@ def _network_view(
     own = tunnel_ips.get(chassis)
     vteps.discard(own or "")
     dhcp = any(subnet.dhcp.enabled for subnet in network.subnets)
-    return NetworkView(
-        network_id, network.vni, keys.key(network_id), hosts, remote, frozenset(vteps), dhcp
-    )
+    return NetworkView(network_id, network.vni, network.vni, hosts, remote, frozenset(vteps), dhcp)
 
 
 def _cidr_of(catalog: Catalog, network_id: str, ip: str) -> str:
