@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.daemons import EtcdServer, free_port, require_ovs_lab
+from tests.integration.test_hypervisors import _dhcp
 from tests.servers import running_api
 from tether.agent import (
     AgentSettings,
@@ -41,10 +42,6 @@ MACS = {1: "02:00:00:00:02:01", 2: "02:00:00:00:02:02"}
 IPS = {1: "10.0.1.11", 2: "10.0.1.12"}
 ROUTER_MAC = "02:aa:00:00:02:01"
 SRC = Path(__file__).resolve().parents[2] / "src"
-SCRIPT = """#!/bin/sh
-[ "$1" = bound ] && env > "{out}"
-exit 0
-"""
 
 
 def _prerequisites() -> None:
@@ -147,16 +144,7 @@ async def test_a_vm_gets_its_address_by_dhcp_and_pings_its_neighbour(
     channel.start()
     try:
         await asyncio.wait_for(channel.connected.wait(), 10)
-        out = tmp_path / "bound.env"
-        script = tmp_path / "script.sh"
-        script.write_text(SCRIPT.format(out=out))
-        script.chmod(0o755)
-        done = await asyncio.to_thread(
-            _in, vms[2], "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
-            "-s", str(script),
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        told = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+        told = await _dhcp(vms[2], tmp_path)
         assert (told["ip"], told["router"].strip(), told["lease"]) == (IPS[2], "10.0.1.1", "600")
         assert server.answered >= 2 and not channel.errors, "an OFFER and an ACK"
 
@@ -212,18 +200,7 @@ async def test_the_agent_binds_its_vifs_and_follows_the_model(
                 await _eventually(
                     lambda: _has_flows_for(agent, MACS[2]), "flows for both ports", sync=True
                 )
-                out = tmp_path / "bound.env"
-                script = tmp_path / "script.sh"
-                script.write_text(SCRIPT.format(out=out))
-                script.chmod(0o755)
-                done = await asyncio.to_thread(
-                    _in, vms[2], "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
-                    "-s", str(script),
-                )  # fmt: skip
-                assert done.returncode == 0, done.stderr
-                told = dict(
-                    line.split("=", 1) for line in out.read_text().splitlines() if "=" in line
-                )
+                told = await _dhcp(vms[2], tmp_path)
                 assert (told["ip"], told["router"].strip()) == (IPS[2], "10.0.1.1")
                 await ip("addr", "add", f"{told['ip']}/24", "dev", "eth0", netns=vms[2])
                 await ip("addr", "add", f"{IPS[1]}/24", "dev", "eth0", netns=vms[1])
