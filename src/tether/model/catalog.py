@@ -12,7 +12,6 @@ Pure: no I/O. Ids come from the caller.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -60,39 +59,70 @@ class Change:
 IndexKey = tuple[object, ...]
 
 
-def _unique_keys(kind: str, obj: Resource) -> Iterator[IndexKey]:
-    """The unique index entries an object occupies."""
+def _name_keys(kind: str, obj: Resource) -> list[IndexKey]:
+    if not obj.name:
+        return []
+    return [("name", kind, obj.tenant if kind in TENANT_SCOPED else "", obj.name)]
+
+
+def _network_keys(kind: str, obj: Network) -> list[IndexKey]:
+    return [*_name_keys(kind, obj), ("vni", obj.vni)]
+
+
+def _port_keys(kind: str, obj: Port) -> list[IndexKey]:
+    network = obj.network
+    keys: list[IndexKey] = [("mac", network, obj.mac)]
+    keys += [("ip", network, ip) for ip in obj.ips]
     if obj.name:
-        scope = obj.tenant if kind in TENANT_SCOPED else ""
-        yield ("name", kind, scope, obj.name)
+        keys.append(("name", kind, obj.tenant, obj.name))
+    return keys
+
+
+def _router_keys(kind: str, obj: Router) -> list[IndexKey]:
+    keys = _name_keys(kind, obj)
+    for iface in obj.interfaces:
+        keys.append(("ip", iface.network, iface.ip))
+        keys.append(("mac", iface.network, iface.mac))
+    return keys
+
+
+def _device_keys(kind: str, obj: Chassis | Gateway) -> list[IndexKey]:
+    keys = _name_keys(kind, obj)
+    if obj.tunnel_ip:
+        keys.append(("tunnel", obj.tunnel_ip))
+    return keys
+
+
+def _binding_keys(kind: str, obj: GatewayBinding) -> list[IndexKey]:
+    return [*_name_keys(kind, obj), ("binding", obj.gateway, obj.port, obj.vlan)]
+
+
+def _unique_keys(kind: str, obj: Resource) -> list[IndexKey]:
+    """The unique index entries an object occupies."""
+    if isinstance(obj, Port):  # the common case first: a bulk request is mostly ports
+        return _port_keys(kind, obj)
     if isinstance(obj, Network):
-        yield ("vni", obj.vni)
-    elif isinstance(obj, Port):
-        yield ("mac", obj.network, obj.mac)
-        for ip in obj.ips:
-            yield ("ip", obj.network, ip)
-    elif isinstance(obj, Router):
-        for iface in obj.interfaces:
-            yield ("ip", iface.network, iface.ip)
-            yield ("mac", iface.network, iface.mac)
-    elif isinstance(obj, Chassis | Gateway) and obj.tunnel_ip:
-        yield ("tunnel", obj.tunnel_ip)
+        return _network_keys(kind, obj)
+    if isinstance(obj, Router):
+        return _router_keys(kind, obj)
+    if isinstance(obj, Chassis | Gateway):
+        return _device_keys(kind, obj)
     if isinstance(obj, GatewayBinding):
-        yield ("binding", obj.gateway, obj.port, obj.vlan)
+        return _binding_keys(kind, obj)
+    return _name_keys(kind, obj)
 
 
-def _references(obj: Resource) -> Iterator[IndexKey]:
+def _references(obj: Resource) -> list[IndexKey]:
     """What an object depends on (so deleting that can find it)."""
     if isinstance(obj, Port):
-        yield ("network", obj.network)
         if obj.chassis:
-            yield ("chassis", obj.chassis)
-    elif isinstance(obj, Router):
-        for iface in obj.interfaces:
-            yield ("network", iface.network)
-    elif isinstance(obj, GatewayBinding):
-        yield ("network", obj.network)
-        yield ("gateway", obj.gateway)
+            return [("network", obj.network), ("chassis", obj.chassis)]
+        return [("network", obj.network)]
+    if isinstance(obj, Router):
+        return [("network", iface.network) for iface in obj.interfaces]
+    if isinstance(obj, GatewayBinding):
+        return [("network", obj.network), ("gateway", obj.gateway)]
+    return []
 
 
 class Catalog:
@@ -131,10 +161,11 @@ class Catalog:
         return previous
 
     def _index(self, kind: str, obj: Resource) -> None:
-        for key in _unique_keys(kind, obj):
-            self._unique[key] = (kind, obj.id)
+        holder = (kind, obj.id)
+        self._unique.update(dict.fromkeys(_unique_keys(kind, obj), holder))
+        dependents = self._dependents
         for ref in _references(obj):
-            self._dependents[ref].add((kind, obj.id))
+            dependents[ref].add(holder)
         if obj.name:
             self._named[(kind, obj.name)].add(obj.id)
 
@@ -200,6 +231,10 @@ class Catalog:
 
     def holder(self, *key: object) -> tuple[str, str] | None:
         """(kind, id) of the object holding a unique key, e.g. ``holder("vni", 5001)``."""
+        return self._unique.get(key)
+
+    def holder_of(self, key: IndexKey) -> tuple[str, str] | None:
+        """:meth:`holder` for a key already in a tuple."""
         return self._unique.get(key)
 
     def dependents(self, *ref: object) -> list[tuple[str, str]]:

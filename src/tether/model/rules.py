@@ -59,6 +59,9 @@ MAX_ALLOCATION_SCAN = 1 << 20
 
 R = TypeVar("R", bound=BaseModel)
 
+PENDING = Status()
+"""The status of every new object (frozen, so one instance serves them all)."""
+
 
 def _build(cls: type[R], **values: Any) -> R:
     """An instance from values that were all validated already (pydantic's
@@ -90,15 +93,25 @@ def _address_value(ip: str) -> tuple[int, int]:
     return 6, int(ipaddress.IPv6Address(ip))
 
 
+@functools.lru_cache(maxsize=65_536)
+def _span(cidr: str) -> tuple[int, int, int, bool]:
+    """(version, first, last, ends reserved) of a subnet: what :func:`_usable` compares."""
+    net = _network(cidr)
+    reserved = net.version == 4 and net.prefixlen < 31
+    return net.version, int(net.network_address), int(net.broadcast_address), reserved
+
+
 def _usable(net: IPNet, ip: str) -> bool:
     """Inside ``net`` and, for IPv4 prefixes shorter than /31, not network or broadcast."""
+    return _usable_in(_span(str(net)), ip)
+
+
+def _usable_in(span: tuple[int, int, int, bool], ip: str) -> bool:
     version, value = _address_value(ip)
-    first, last = int(net.network_address), int(net.broadcast_address)
-    if version != net.version or not first <= value <= last:
+    net_version, first, last, reserved = span
+    if version != net_version or not first <= value <= last:
         return False
-    if version == 4 and net.prefixlen < 31:
-        return value not in (first, last)
-    return True
+    return not (reserved and value in (first, last))
 
 
 def _fill_subnets(subnets: list[Subnet]) -> list[Subnet]:
@@ -161,7 +174,7 @@ class Rules:
 
     def _free(self, key: tuple[object, ...], owner: str) -> bool:
         """True when ``key`` is free or held by ``owner`` (the fast path of ``_claim``)."""
-        holder = self.catalog.holder(*key)
+        holder = self.catalog.holder_of(key)
         return holder is None or holder[1] == owner
 
     def _check_name(self, kind: str, tenant: str, name: str | None, owner: str = "") -> None:
@@ -182,7 +195,7 @@ class Rules:
             )
 
     def _check_ip(self, network: Network, ip: str, field: str, owner: str) -> None:
-        if not any(_usable(_network(s.cidr), ip) for s in network.subnets):
+        if not any(_usable_in(_span(s.cidr), ip) for s in network.subnets):
             cidrs = ", ".join(s.cidr for s in network.subnets) or "no subnets"
             raise InvalidError(
                 f"{ip} is not a usable address in network {network.name} ({cidrs})", field
@@ -259,7 +272,7 @@ class Rules:
             name=name,
             vni=vni,
             subnets=_fill_subnets(subnets),
-            status=old.status if old else Status(),
+            status=old.status if old else PENDING,
         )
         self.catalog.put("networks", network)
         return network
@@ -283,7 +296,7 @@ class Rules:
 
     @staticmethod
     def _fits_after_change(network: Network, ip: str, user: str) -> None:
-        if not any(_usable(_network(s.cidr), ip) for s in network.subnets):
+        if not any(_usable_in(_span(s.cidr), ip) for s in network.subnets):
             raise ConflictError(
                 f"{user} uses {ip}, which the new subnets do not contain", "subnets"
             )
@@ -364,10 +377,11 @@ class Rules:
         old: Port | None = None,
     ) -> Port:
         self._check_name("ports", network.tenant, name, port_id)
-        self._claim(
-            ("mac", network.id, mac), f"MAC {mac} in network {network.name}", "mac", port_id
-        )
-        if len(set(ips)) != len(ips):
+        if not self._free(("mac", network.id, mac), port_id):
+            self._claim(
+                ("mac", network.id, mac), f"MAC {mac} in network {network.name}", "mac", port_id
+            )
+        if len(ips) > 1 and len(set(ips)) != len(ips):
             raise InvalidError("the same IP is listed twice", "ips")
         for i, ip in enumerate(ips):
             self._check_ip(network, ip, f"ips[{i}]", port_id)
@@ -384,7 +398,7 @@ class Rules:
             mac=mac,
             ips=ips,
             chassis=chassis_name,
-            status=old.status if old else Status(),
+            status=old.status if old else PENDING,
         )
         self.catalog.put("ports", port)
         return port
@@ -451,7 +465,7 @@ class Rules:
             name=name,
             interfaces=interfaces,
             routes=self._check_routes(spec.routes, interfaces),
-            status=old.status if old else Status(),
+            status=old.status if old else PENDING,
         )
         self.catalog.put("routers", router)
         return router
