@@ -10,6 +10,10 @@ For each backend, each run:
 
 Target on the project machine: api <= 2 s on SQLite, and api within 2x of the floor on both.
 Prints medians of ``--runs`` runs. ``--smoke`` runs a small size once (used by ``make test``).
+
+``--breakdown`` runs the same request's steps in this process instead, one after the other
+(parse, validate, rules, encode, store on a fresh SQLite file), and says what the steps other
+than the rules cost next to the store: the least any design on this path can spend.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import json
 import os
 import shutil
 import signal
@@ -32,6 +38,10 @@ from pathlib import Path
 import httpx
 import orjson
 
+from tether.model import Catalog, Rules
+from tether.model.bulk import BulkRequest, apply_bulk
+from tether.service.ids import RandomIds
+from tether.service.models import change_ops
 from tether.store import Put, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,6 +221,55 @@ async def wipe(store_url: str) -> None:
         await store.close()
 
 
+STEPS = ("parse", "validate", "rules", "encode", "store")
+
+
+async def split_once(body: bytes, db: Path) -> dict[str, float]:
+    """One pass of the bulk path in this process, timed step by step."""
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        times[step], started = now - started, now
+
+    data = json.loads(body)  # as FastAPI parses a request body
+    lap("parse")
+    request = BulkRequest.model_validate(data)
+    lap("validate")
+    catalog = Catalog()
+    catalog.begin()
+    apply_bulk(Rules(catalog, RandomIds()), request.items)
+    changes = catalog.changes()
+    lap("rules")
+    ops = change_ops(changes)
+    lap("encode")
+    store = await open_store(f"sqlite:{db}")
+    try:
+        started = time.perf_counter()
+        await store.txn((), ops)
+        lap("store")
+    finally:
+        await store.close()
+    return times
+
+
+def breakdown(body: bytes, runs: int, workdir: Path) -> None:
+    gc.set_threshold(200_000, 50, 1000)  # as `tether serve` runs
+    passes = [asyncio.run(split_once(body, workdir / f"split-{run}.db")) for run in range(runs)]
+    median = {step: statistics.median(p[step] for p in passes) for step in STEPS}
+    for step in STEPS:
+        print(f"{step:9} {median[step]:7.3f} s")
+    store = median["store"]
+    before = sum(median[step] for step in STEPS[:-1])
+    bare = before - median["rules"]
+    print(
+        f"before the store: {before:.3f} s = {before / store:.2f}x the store; "
+        f"without the rules: {(bare + store) / store:.2f}x the store"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=1000)
@@ -218,11 +277,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backend", choices=["sqlite", "etcd", "both"], default="both")
     parser.add_argument("--smoke", action="store_true", help="50 networks, one run (CI)")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time each step of the path in this process"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.networks, args.runs = 50, 1
     body = bulk_body(args.networks, args.ports)
     expected = args.networks * (args.ports + 1)
+    if args.breakdown:
+        workdir = Path(tempfile.mkdtemp(prefix="tether-bench-"))
+        try:
+            print(f"bulk create, step by step: {expected} objects, median of {args.runs}")
+            breakdown(body, args.runs, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     backends = ["sqlite", "etcd"] if args.backend == "both" else [args.backend]
     print(
         f"bulk create: {args.networks} networks x {args.ports} ports = {expected} objects, "

@@ -41,7 +41,7 @@ from tether.store import (
     StoreUnavailableError,
 )
 
-__all__ = ["ModelService", "WriteResult"]
+__all__ = ["ModelService", "WriteResult", "change_ops"]
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class ModelService:
                         return result, WriteResult(self.catalog.fence_revision, [])
                     outcome = await self.store.txn(
                         [Compare.mod_revision(FENCE, self.catalog.fence_revision)],
-                        _ops(changes),
+                        change_ops(changes),
                         [Get(FENCE)],
                     )
                 except BaseException:
@@ -252,7 +252,8 @@ class ModelService:
         return list(self.catalog.objects[kind].values())
 
 
-def _ops(changes: list[Change]) -> list[Op]:
+def change_ops(changes: list[Change]) -> list[Op]:
+    """The store operations that write ``changes``: each object as JSON, then the fence."""
     ops: list[Op] = []
     for change in changes:
         key = object_key(change.kind, change.id)
