@@ -216,6 +216,63 @@ async def test_the_agent_binds_its_vifs_and_follows_the_model(
                 await agent.stop()
 
 
+async def test_port_status_follows_what_the_agent_applied(
+    hypervisor: Hypervisor, tmp_path: Path
+) -> None:
+    """A port says ``realized`` once its flows are on the bridge, ``pending`` again once its
+    VIF is unplugged, and ``error`` with Open vSwitch's own reason when its interface cannot
+    be attached; the chassis says ``realized`` and the status summary lists the error."""
+    ovs = hypervisor.ovs
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await _web(http, 1, 2)
+            agent = HypervisorAgent(_settings(ovs, url), ovs)
+            await agent.start()
+            try:
+
+                async def status(port: str) -> dict[str, str]:
+                    return dict((await http.get(f"/v1/ports/{port}")).json()["status"])
+
+                async def realized() -> bool:
+                    states = [(await status(f"vm{n}"))["state"] for n in (1, 2)]
+                    return states == ["realized", "realized"]
+
+                await _eventually(realized, "both ports realized")
+                assert _has_flows_for(agent, MACS[1]) and _has_flows_for(agent, MACS[2])
+                chassis = (await http.get("/v1/chassis/hv1")).json()
+                assert chassis["status"] == {"state": "realized", "message": ""}
+
+                await ovs.vsctl("del-port", "br-int", "p2")
+
+                async def unplugged() -> bool:
+                    return (await status("vm2")) == {
+                        "state": "pending",
+                        "message": "no interface for it on chassis hv1",
+                    }
+
+                await _eventually(unplugged, "vm2 pending once unplugged")
+                assert not _has_flows_for(agent, MACS[2])
+
+                port = {"network": "web", "name": "vm3", "mac": "02:00:00:00:02:03",
+                        "ips": ["10.0.1.13"], "chassis": "hv1"}  # fmt: skip
+                (await http.post("/v1/ports", json=port)).raise_for_status()
+                await ovs.vsctl(
+                    "add-port", "br-int", "tapgone", "--",
+                    "set", "Interface", "tapgone", "external_ids:iface-id=vm3",
+                )  # fmt: skip
+
+                async def broken() -> bool:
+                    found = await status("vm3")
+                    return found["state"] == "error" and "tapgone" in found["message"]
+
+                await _eventually(broken, "vm3 in error with the reason")
+                summary = (await http.get("/v1/status")).json()
+                assert [e["name"] for e in summary["errors"]] == ["vm3"]
+                assert (await status("vm1"))["state"] == "realized"
+            finally:
+                await agent.stop()
+
+
 async def _web(http: httpx.AsyncClient, *vms: int) -> None:
     """Network ``web`` and ports ``vmN`` (MACS[N], IPS[N]) for the given VMs."""
     network = {"name": "web", "vni": 5001, "subnets": [{"cidr": "10.0.1.0/24"}]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from tether.service.inventory import claim_key
+from tether.service.keys import report_key
 from tether.service.scope import ChassisScope
 from tether.store import Event, EventType, KeyValue
 
@@ -80,3 +81,17 @@ def test_a_network_that_becomes_relevant_arrives_whole_and_leaves_with_deletes()
     assert keys(gone.dropped) == keys(listing), "the rest of the network is taken back"
     assert all(e.type is EventType.DELETE for e in gone.dropped)
     assert not scope.take([port("p6", "other", "hv2")], REV + 3).passed
+
+
+def test_chassis_reports_reach_no_agent_but_gateway_statuses_do() -> None:
+    scope = ChassisScope("hv1")
+    change = scope.take(
+        [
+            port("p1", "web", "hv1"),
+            put(report_key("c1"), {"revision": 3, "ports": {"p1": {"state": "realized"}}}),
+            put(report_key("c2"), {"revision": 3}),
+            put("/tether/status/gateways/g1", {"state": "realized"}),
+        ],
+        REV,
+    )
+    assert keys(change.passed) == {"/tether/model/ports/p1", "/tether/status/gateways/g1"}

@@ -41,6 +41,7 @@ from tether.agent.dhcp_server import DhcpServer
 from tether.agent.flows import AuditResult, FlowApplier
 from tether.agent.metrics import MetricsServer
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
+from tether.agent.reporter import Reporter
 from tether.model.devices import device_tunnel_ips
 from tether.model.resources import Port
 from tether.openflow import Flow, compile_flows
@@ -95,6 +96,8 @@ class AgentSettings:
 @dataclass
 class AgentState:
     vifs: dict[str, Vif] = field(default_factory=dict)
+    broken_vifs: dict[str, str] = field(default_factory=dict)
+    """iface-id -> why Open vSwitch could not attach it (``Interface.error``)."""
     leases: dict[int, DhcpLease] = field(default_factory=dict)
     syncs: int = 0
     last_error: str = ""
@@ -151,6 +154,7 @@ class HypervisorAgent:
         """The generation last recorded on the bridge (0: none yet)."""
         self.recovered = asyncio.Event()
         """Set after each recovery from a lost switch (tests wait on it)."""
+        self.reporter = Reporter(settings.chassis)
         self.metrics = (
             MetricsServer(self, settings.metrics_listen) if settings.metrics_listen else None
         )
@@ -190,7 +194,11 @@ class HypervisorAgent:
         self._ovs_changed()
         self.channel.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._audit())]
+        self._tasks = [
+            loop.create_task(self._follow()),
+            loop.create_task(self._audit()),
+            loop.create_task(self.reporter.run(self._http)),
+        ]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -239,11 +247,13 @@ class HypervisorAgent:
             except (httpx.HTTPError, OvsdbError, OSError, ValueError) as exc:
                 self.state.last_error = str(exc)
                 log.warning("agent sync failed: %s", exc)
+                self.reporter.failed(str(exc))
                 await asyncio.sleep(0.5)
                 self._wake.set()
             except Exception as exc:  # a bug: say so loudly, keep the last flows, retry
                 self.state.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("agent sync failed")
+                self.reporter.failed(self.state.last_error)
                 await asyncio.sleep(0.5)
                 self._wake.set()
             model = asyncio.ensure_future(self.models.wait_change(seen))
@@ -381,6 +391,7 @@ class HypervisorAgent:
         s = self.settings
         assert self.models is not None and self.inventory is not None
         async with self.models.reading():
+            revision = self.models.watch_revision
             catalog = self.models.catalog
             # a VIF whose port this agent does not see bound to it: the port is elsewhere in
             # the fabric (the agent's stream holds only its own networks): ask the API
@@ -400,6 +411,12 @@ class HypervisorAgent:
                 device_tunnel_ips(catalog, self._learned_ips()),
                 tunnel_ofport=TUNNEL_OFPORT,
             )
+            broken = {
+                port.id: f"Open vSwitch cannot attach its interface: {text}"
+                for iface_id, text in self.state.broken_vifs.items()
+                if (port := _port_of(ports, names, iface_id)) is not None
+                and port.chassis == s.chassis
+            }
             leases = {}
             for local in view.ports:
                 lease = dhcp_lease(catalog, local.port_id)
@@ -414,6 +431,7 @@ class HypervisorAgent:
             self._desired = desired
             if self._recorded != self.generation:  # its flows are in: it is the live one now
                 await self._record_generation(self.generation)
+        self.reporter.applied(revision, [local.port_id for local in view.ports], broken)
         await self._bind(unbound)  # the next sync, after the model change, programs them
         self.state.syncs += 1
 
@@ -499,6 +517,7 @@ class HypervisorAgent:
         if monitor is None:
             return
         vifs = {}
+        broken: dict[str, str] = {}
         for row in monitor.rows("Interface").values():
             external = row.get("external_ids")
             if not isinstance(external, dict):
@@ -508,8 +527,12 @@ class HypervisorAgent:
             if iface_id and isinstance(ofport, int) and ofport > 0:
                 mac = str(external.get("attached-mac", ""))
                 vifs[str(iface_id)] = Vif(str(iface_id), ofport, mac)
-        if vifs != self.state.vifs:
+            elif iface_id and ofport == -1:  # Open vSwitch tried, and failed
+                error = row.get("error")
+                broken[str(iface_id)] = str(error or "it has no OpenFlow port")
+        if vifs != self.state.vifs or broken != self.state.broken_vifs:
             self.state.vifs = vifs
+            self.state.broken_vifs = broken
             self._wake.set()
 
     def _learned_ips(self) -> dict[str, str]:

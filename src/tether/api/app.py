@@ -16,9 +16,10 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import tether
-from tether.api import macs, resources, watch
+from tether.api import macs, reports, resources, watch
 from tether.api.errors import install_error_handlers
 from tether.api.metrics import Metrics
+from tether.api.reports import report_errors
 from tether.api.runtime import gateway_statuses
 from tether.ovsdb import TlsFiles
 from tether.service.ids import RandomIds
@@ -71,6 +72,7 @@ def create_app(
     app.state.closing = asyncio.Event()  # set as the server shuts down: watch streams end
     install_error_handlers(app)
     app.include_router(resources.router)
+    app.include_router(reports.router)
     app.include_router(macs.router)
     app.include_router(watch.router)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
@@ -105,6 +107,7 @@ async def _status(models: ModelService, store: Any) -> dict[str, Any]:
         for obj in objects.values()
         if obj.status.state == "error"
     ]
+    errors += await report_errors(models, store)
     gateways = await gateway_statuses(store)
     errors += [
         {

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from tether.api.reports import chassis_with_status, forget_report, ports_with_status, where_bound
 from tether.api.runtime import gateway_status, gateway_statuses
 from tether.model import KINDS, InvalidError, Resource, Rules
 from tether.model.bulk import BulkRequest, apply_bulk
@@ -183,7 +184,10 @@ async def list_ports(
         )
         chassis_name = catalog.resolve(Chassis, chassis, field="chassis").name if chassis else None
         filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
-        return _page(service.objects("ports"), after=after, limit=limit, filters=filters)
+        page = _page(service.objects("ports"), after=after, limit=limit, filters=filters)
+        bound = where_bound(service, [catalog.get(Port, item["id"]) for item in page.items])
+    page.items = await ports_with_status(request.app.state.store, bound)
+    return page
 
 
 @router.post("/ports", response_model=Port, status_code=201, tags=["ports"])
@@ -193,8 +197,11 @@ async def create_port(request: Request, body: PortCreate) -> Any:
 
 @router.get("/ports/{ref}", response_model=Port, tags=["ports"])
 async def get_port(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
-    async with _service(request).reading():
-        return _service(request).catalog.resolve(Port, ref, tenant=tenant, field="port")
+    service = _service(request)
+    async with service.reading():
+        port = service.catalog.resolve(Port, ref, tenant=tenant, field="port")
+        bound = where_bound(service, [port])
+    return (await ports_with_status(request.app.state.store, bound))[0]
 
 
 @router.patch("/ports/{ref}", response_model=Port, tags=["ports"])
@@ -287,8 +294,12 @@ async def delete_router(request: Request, ref: str, tenant: str | None = TenantQ
 
 @router.get("/chassis", response_model=Page, tags=["chassis"])
 async def list_chassis(request: Request, limit: int = Limit, after: str | None = After) -> Page:
-    async with _service(request).reading():
-        return _page(_service(request).objects("chassis"), after=after, limit=limit, filters={})
+    service = _service(request)
+    async with service.reading():
+        page = _page(service.objects("chassis"), after=after, limit=limit, filters={})
+        chassis = [service.catalog.get(Chassis, item["id"]) for item in page.items]
+    page.items = await chassis_with_status(request.app.state.store, chassis)
+    return page
 
 
 @router.post("/chassis", response_model=Chassis, status_code=201, tags=["chassis"])
@@ -299,17 +310,21 @@ async def create_chassis(request: Request, body: ChassisCreate) -> Any:
 @router.get("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
 async def get_chassis(request: Request, ref: str) -> Any:
     async with _service(request).reading():
-        return _service(request).catalog.resolve(Chassis, ref, field="chassis")
+        chassis = _service(request).catalog.resolve(Chassis, ref, field="chassis")
+    return (await chassis_with_status(request.app.state.store, [chassis]))[0]
 
 
 @router.patch("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
 async def update_chassis(request: Request, ref: str, body: ChassisUpdate) -> Any:
-    return await _write(request, lambda rules: rules.update_chassis(ref, body))
+    chassis = await _write(request, lambda rules: rules.update_chassis(ref, body))
+    return (await chassis_with_status(request.app.state.store, [chassis]))[0]
 
 
 @router.delete("/chassis/{ref}", response_model=Deleted, tags=["chassis"])
 async def delete_chassis(request: Request, ref: str, force: bool = False) -> Deleted:
-    return await _delete(request, lambda rules: rules.delete_chassis(ref, force=force))
+    deleted = await _delete(request, lambda rules: rules.delete_chassis(ref, force=force))
+    await forget_report(request.app.state.store, str(deleted.deleted["id"]))
+    return deleted
 
 
 # -- gateways and their bindings ------------------------------------------------------------

@@ -3,16 +3,32 @@
 ``/tether/model/<kind>/<id>`` holds one object as JSON; ``/tether/model/_fence`` is written by
 every model change and compared by the next one, so model writes are totally ordered and
 validated against a catalog that saw every earlier write (see :mod:`tether.service.models`).
+
+``/tether/status/chassis/<chassis id>`` holds the last report of the chassis's agent
+(:mod:`tether.model.reports`): not part of the model, written without the fence.
 """
 
 from __future__ import annotations
 
-__all__ = ["FENCE", "MODEL_PREFIX", "WATCHABLE_PREFIX", "kind_and_id", "object_key"]
+__all__ = [
+    "CHASSIS_REPORTS",
+    "FENCE",
+    "MODEL_PREFIX",
+    "WATCHABLE_PREFIX",
+    "kind_and_id",
+    "object_key",
+    "report_key",
+]
 
 ROOT = "/tether/"
 WATCHABLE_PREFIX = ROOT
 MODEL_PREFIX = "/tether/model/"
 FENCE = "/tether/model/_fence"
+CHASSIS_REPORTS = "/tether/status/chassis/"
+
+
+def report_key(chassis_id: str) -> str:
+    return f"{CHASSIS_REPORTS}{chassis_id}"
 
 
 def object_key(kind: str, obj_id: str) -> str:

@@ -6,7 +6,8 @@ the routers attached to them, and every chassis, gateway, binding and gateway st
 and the tunnel IPs of all VTEPs). It needs nothing of the rest of the fabric.
 :class:`ChassisScope` follows the stream and says which events to pass:
 
-* every key outside ``networks``, ``ports``, ``routers`` and the MAC claims passes;
+* every key outside ``networks``, ``ports``, ``routers`` and the MAC claims passes, but
+  the chassis agents' reports (no agent reads them, and each would reach every agent);
 * a network, its ports and its claims pass while the network is *relevant*: a port of it is
   bound to the chassis, or a router connects it to such a network;
 * a router passes while one of its networks is relevant;
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from tether.service.inventory import CLAIMS_PREFIX, parse_claim_key
-from tether.service.keys import MODEL_PREFIX
+from tether.service.keys import CHASSIS_REPORTS, MODEL_PREFIX
 from tether.store import Event, EventType, KeyValue
 
 __all__ = ["ChassisScope", "ScopeChange"]
@@ -121,6 +122,8 @@ class ChassisScope:
 
     def _passes(self, event: Event) -> bool:
         key = event.kv.key
+        if key.startswith(CHASSIS_REPORTS):
+            return False
         if not _scoped(key):
             return True
         if event.type is EventType.DELETE:

@@ -1,0 +1,151 @@
+"""Port and chassis status from the agents' reports, through a real API server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+def http(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        yield client
+
+
+def ok(reply: httpx.Response, status: int = 200) -> Any:
+    assert reply.status_code == status, reply.text
+    return reply.json()
+
+
+def revision(http: httpx.Client) -> int:
+    return int(ok(http.get("/healthz"))["revision"])
+
+
+def status_of(http: httpx.Client, path: str) -> dict[str, str]:
+    return dict(ok(http.get(path))["status"])
+
+
+@pytest.fixture
+def ports(http: httpx.Client) -> dict[str, Any]:
+    ok(http.post("/v1/networks", json={"name": "web", "subnets": [{"cidr": "10.0.1.0/24"}]}), 201)
+    ok(http.post("/v1/chassis", json={"name": "hv1", "tunnel_ip": "192.0.2.11"}), 201)
+    vm1 = ok(http.post("/v1/ports", json={"network": "web", "name": "vm1"}), 201)
+    vm2 = ok(http.post("/v1/ports", json={"network": "web", "name": "vm2"}), 201)
+    ok(http.patch("/v1/ports/vm1", json={"chassis": "hv1"}))
+    return {"vm1": vm1, "vm2": vm2}
+
+
+def report(http: httpx.Client, body: dict[str, Any], chassis: str = "hv1") -> httpx.Response:
+    return http.put(f"/v1/chassis/{chassis}/report", json=body)
+
+
+def test_a_port_is_realized_when_its_chassis_reports_this_version_of_it(
+    http: httpx.Client, ports: dict[str, Any]
+) -> None:
+    vm1 = ports["vm1"]["id"]
+    assert status_of(http, "/v1/ports/vm1") == {
+        "state": "pending",
+        "message": "chassis hv1 has not reported yet",
+    }
+    assert status_of(http, "/v1/chassis/hv1")["state"] == "pending"
+    model_revision = ok(http.get("/v1/status"))["model_revision"]
+
+    answer = ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    assert answer["name"] == "hv1" and answer["status"]["state"] == "realized"
+    assert status_of(http, "/v1/ports/vm1") == {"state": "realized", "message": ""}
+    assert status_of(http, "/v1/chassis/hv1") == {"state": "realized", "message": ""}
+    listed = {p["name"]: p["status"] for p in ok(http.get("/v1/ports"))["items"]}
+    assert listed["vm1"]["state"] == "realized"
+    assert listed["vm2"] == {"state": "pending", "message": "not bound to a chassis"}
+    assert ok(http.get("/v1/chassis"))["items"][0]["status"]["state"] == "realized"
+    assert ok(http.get("/v1/status"))["model_revision"] == model_revision, "not a model change"
+
+    # changed after the agent's last sync: pending until the agent applied the change
+    ok(http.patch("/v1/ports/vm1", json={"ips": ["10.0.1.50"]}))
+    assert status_of(http, "/v1/ports/vm1") == {
+        "state": "pending",
+        "message": "waiting for chassis hv1 to apply it",
+    }
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    assert status_of(http, "/v1/ports/vm1")["state"] == "realized"
+
+    # a change to its network counts too
+    ok(http.patch("/v1/networks/web", json={"subnets": [{"cidr": "10.0.0.0/16"}]}))
+    assert status_of(http, "/v1/ports/vm1")["state"] == "pending"
+
+    # bound elsewhere: hv1's report no longer speaks for it
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    ok(http.post("/v1/chassis", json={"name": "hv2", "tunnel_ip": "192.0.2.12"}), 201)
+    ok(http.patch("/v1/ports/vm1", json={"chassis": "hv2"}))
+    assert status_of(http, "/v1/ports/vm1") == {
+        "state": "pending",
+        "message": "chassis hv2 has not reported yet",
+    }
+
+
+def test_errors_show_on_the_port_the_chassis_and_in_the_status_summary(
+    http: httpx.Client, ports: dict[str, Any]
+) -> None:
+    vm1 = ports["vm1"]["id"]
+    broken = {"state": "error", "message": "could not open network device tap9 (No such device)"}
+    ok(report(http, {"revision": revision(http), "ports": {vm1: broken}}))
+    assert status_of(http, "/v1/ports/vm1") == broken
+    errors = ok(http.get("/v1/status"))["errors"]
+    assert {"kind": "ports", "id": vm1, "name": "vm1", "message": broken["message"]} in errors
+
+    ok(report(http, {"revision": revision(http), "error": "bridge br-int is gone"}))
+    assert status_of(http, "/v1/chassis/hv1") == {
+        "state": "error",
+        "message": "bridge br-int is gone",
+    }
+    errors = ok(http.get("/v1/status"))["errors"]
+    assert [e["kind"] for e in errors] == ["chassis"]
+    assert errors[0]["message"] == "bridge br-int is gone"
+    # the port was not in that report: the failed sync is why
+    assert status_of(http, "/v1/ports/vm1") == {
+        "state": "error",
+        "message": "chassis hv1: bridge br-int is gone",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ports": {}}, "revision"),
+        ({"revision": -1}, "revision"),
+        ({"revision": "seven"}, "revision"),
+        ({"revision": 1, "ports": {"p1": {"state": "up"}}}, "ports.p1.state"),
+        ({"revision": 1, "ports": {"p1": {"state": "realized", "why": ""}}}, "ports.p1.why"),
+        ({"revision": 1, "error": "x" * 1001}, "error"),
+        ({"revision": 1, "extra": True}, "extra"),
+    ],
+)
+def test_bad_reports_get_a_400_naming_the_field_and_change_nothing(
+    http: httpx.Client, ports: dict[str, Any], body: dict[str, Any], field: str
+) -> None:
+    vm1 = ports["vm1"]["id"]
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    reply = report(http, body)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["field"] == field
+    assert status_of(http, "/v1/ports/vm1")["state"] == "realized", "the last report stands"
+
+
+def test_only_known_chassis_report_and_a_deleted_chassis_leaves_no_report(
+    http: httpx.Client, ports: dict[str, Any]
+) -> None:
+    reply = report(http, {"revision": 1}, chassis="hv9")
+    assert reply.status_code == 404 and reply.json()["error"]["field"] == "chassis"
+    assert http.get("/v1/chassis/hv1/report").status_code == 404
+
+    ok(report(http, {"revision": 1, "error": "old news"}))
+    assert ok(http.get("/v1/chassis/hv1/report"))["error"] == "old news"
+    ok(http.patch("/v1/ports/vm1", json={"unbind": True}))
+    ok(http.delete("/v1/chassis/hv1"))
+    ok(http.post("/v1/chassis", json={"name": "hv1", "tunnel_ip": "192.0.2.11"}), 201)
+    assert http.get("/v1/chassis/hv1/report").status_code == 404
+    assert status_of(http, "/v1/chassis/hv1")["state"] == "pending"
+    assert ok(http.get("/v1/status"))["errors"] == []
