@@ -219,9 +219,9 @@ async def test_the_agent_binds_its_vifs_and_follows_the_model(
 async def test_port_status_follows_what_the_agent_applied(
     hypervisor: Hypervisor, tmp_path: Path
 ) -> None:
-    """A port says ``realized`` once its flows are on the bridge, ``pending`` again once its
-    VIF is unplugged, and ``error`` with Open vSwitch's own reason when its interface cannot
-    be attached; the chassis says ``realized`` and the status summary lists the error."""
+    """A port says ``realized`` once its flows are on the bridge, and ``pending`` while a
+    change to it waits for the agent; the chassis says ``realized``; once settled, nothing
+    is written, synced or reported again."""
     ovs = hypervisor.ovs
     with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -241,6 +241,62 @@ async def test_port_status_follows_what_the_agent_applied(
                 assert _has_flows_for(agent, MACS[1]) and _has_flows_for(agent, MACS[2])
                 chassis = (await http.get("/v1/chassis/hv1")).json()
                 assert chassis["status"] == {"state": "realized", "message": ""}
+
+                # nothing changes, so nothing is written, synced or reported
+                async def settled() -> bool:
+                    before = (await http.get("/healthz")).json()["revision"]
+                    await asyncio.sleep(0.5)
+                    return bool((await http.get("/healthz")).json()["revision"] == before)
+
+                await _eventually(settled, "the store settles")
+                counts = (agent.state.syncs, agent.reporter.sent)
+                await asyncio.sleep(1.0)
+                assert (agent.state.syncs, agent.reporter.sent) == counts
+
+                # changed, and not yet applied: pending until the agent's flows are in
+                gate = asyncio.Event()
+                apply = agent.applier.apply
+
+                async def held(desired: frozenset[Any]) -> None:
+                    await gate.wait()
+                    await apply(desired)
+
+                agent.applier.apply = held  # type: ignore[method-assign]
+                patch = {"ips": ["10.0.1.21"]}
+                (await http.patch("/v1/ports/vm1", json=patch)).raise_for_status()
+                await asyncio.sleep(0.5)
+                assert (await status("vm1")) == {
+                    "state": "pending",
+                    "message": "waiting for chassis hv1 to apply it",
+                }
+                agent.applier.apply = apply  # type: ignore[method-assign]
+                gate.set()
+                await _eventually(realized, "vm1 realized once applied")
+            finally:
+                await agent.stop()
+
+
+async def test_port_status_says_why_a_port_is_not_realized(
+    hypervisor: Hypervisor, tmp_path: Path
+) -> None:
+    """Unplugged: ``pending``, no interface; an interface Open vSwitch cannot attach:
+    ``error`` with its reason, also in the status summary."""
+    ovs = hypervisor.ovs
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await _web(http, 1, 2)
+            agent = HypervisorAgent(_settings(ovs, url), ovs)
+            await agent.start()
+            try:
+
+                async def status(port: str) -> dict[str, str]:
+                    return dict((await http.get(f"/v1/ports/{port}")).json()["status"])
+
+                async def realized() -> bool:
+                    states = [(await status(f"vm{n}"))["state"] for n in (1, 2)]
+                    return states == ["realized", "realized"]
+
+                await _eventually(realized, "both ports realized")
 
                 await ovs.vsctl("del-port", "br-int", "p2")
 

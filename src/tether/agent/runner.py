@@ -42,6 +42,7 @@ from tether.agent.flows import AuditResult, FlowApplier
 from tether.agent.metrics import MetricsServer
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.agent.reporter import Reporter
+from tether.model import Catalog
 from tether.model.devices import device_tunnel_ips
 from tether.model.resources import Port
 from tether.openflow import Flow, compile_flows
@@ -154,7 +155,7 @@ class HypervisorAgent:
         """The generation last recorded on the bridge (0: none yet)."""
         self.recovered = asyncio.Event()
         """Set after each recovery from a lost switch (tests wait on it)."""
-        self.reporter = Reporter(settings.chassis)
+        self.reporter = Reporter(settings.chassis, self._register)
         self.metrics = (
             MetricsServer(self, settings.metrics_listen) if settings.metrics_listen else None
         )
@@ -241,8 +242,7 @@ class HypervisorAgent:
             if self.models.version != seen:
                 seen = self.models.version
             try:
-                await self._sync()
-                self.state.last_error = ""
+                self.state.last_error = await self._sync()
                 self.synced.set()
             except (httpx.HTTPError, OvsdbError, OSError, ValueError) as exc:
                 self.state.last_error = str(exc)
@@ -278,6 +278,7 @@ class HypervisorAgent:
 
     def _switch_lost(self) -> None:
         self._lost_at = self._lost_at or asyncio.get_running_loop().time()
+        self.reporter.lost(f"lost the OpenFlow session with {self.settings.bridge}")
         log.warning("lost the OpenFlow session with %s; recovering when it is back",
                     self.settings.bridge)  # fmt: skip
 
@@ -318,6 +319,7 @@ class HypervisorAgent:
             self._count_restart(done - lost_at, done - back_at, found)
         else:
             log.info("switch %s back; its flows were intact", self.settings.bridge)
+        self._wake.set()  # a sync reports the ports realized again
         self.recovered.set()
 
     def _count_restart(self, gap: float, recovery: float, found: AuditResult) -> None:
@@ -387,7 +389,9 @@ class HypervisorAgent:
                 )
             checked = now
 
-    async def _sync(self) -> None:
+    async def _sync(self) -> str:
+        """Apply the model to the bridge; returns what went wrong after the flows were in
+        (empty when nothing did)."""
         s = self.settings
         assert self.models is not None and self.inventory is not None
         async with self.models.reading():
@@ -398,10 +402,9 @@ class HypervisorAgent:
             ports = catalog.objects["ports"]
             names = {p.name: p for p in ports.values() if isinstance(p, Port) and p.name}
             unbound = [
-                vif.iface_id
-                for vif in self.state.vifs.values()
-                if (port := _port_of(ports, names, vif.iface_id)) is None
-                or port.chassis != s.chassis
+                iface_id
+                for iface_id in [*self.state.vifs, *self.state.broken_vifs]
+                if (port := _port_of(ports, names, iface_id)) is None or port.chassis != s.chassis
             ]
             view = agent_view(
                 catalog,
@@ -417,6 +420,7 @@ class HypervisorAgent:
                 if (port := _port_of(ports, names, iface_id)) is not None
                 and port.chassis == s.chassis
             }
+            newest = _newest_revision(catalog, s.chassis)
             leases = {}
             for local in view.ports:
                 lease = dhcp_lease(catalog, local.port_id)
@@ -431,9 +435,18 @@ class HypervisorAgent:
             self._desired = desired
             if self._recorded != self.generation:  # its flows are in: it is the live one now
                 await self._record_generation(self.generation)
-        self.reporter.applied(revision, [local.port_id for local in view.ports], broken)
-        await self._bind(unbound)  # the next sync, after the model change, programs them
+        realized = [local.port_id for local in view.ports]
+        try:
+            await self._bind(unbound)  # the next sync, after the model change, programs them
+        except httpx.HTTPError as exc:  # the flows are in: report, and try binding again
+            error = f"binding the ports of its interfaces: {exc}"
+            log.warning("agent sync: %s", error)
+            self._retry_bind()
+        else:
+            error = ""
+        self.reporter.applied(revision, newest, realized, broken, error)
         self.state.syncs += 1
+        return error
 
     async def _bind(self, iface_ids: list[str]) -> None:
         """Bind the ports these VIFs name to this chassis. A name no port has yet is asked
@@ -492,6 +505,10 @@ class HypervisorAgent:
                     f"/v1/ports/{port['id']}", json={"chassis": self.settings.chassis}
                 )
                 reply.raise_for_status()
+
+    def _retry_bind(self) -> None:
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._wake_later(0.5))
 
     def _retry_unknown(self) -> None:
         if self._retry is None or self._retry.done():
@@ -557,6 +574,20 @@ class HypervisorAgent:
                 f"/v1/chassis/{s.chassis}", json={"tunnel_ip": s.tunnel_ip}
             )
         reply.raise_for_status()
+
+
+def _newest_revision(catalog: Catalog, chassis: str) -> int:
+    """The newest store revision of the ports bound to ``chassis`` and of their networks."""
+    revisions = catalog.mod_revisions
+    newest = 0
+    for port in catalog.objects["ports"].values():
+        if isinstance(port, Port) and port.chassis == chassis:
+            newest = max(
+                newest,
+                revisions.get(("ports", port.id), 0),
+                revisions.get(("networks", port.network), 0),
+            )
+    return newest
 
 
 def _port_of(ports: Mapping[str, Any], names: Mapping[str, Port], iface_id: str) -> Port | None:

@@ -19,8 +19,9 @@ import tether
 from tether.api import macs, reports, resources, watch
 from tether.api.errors import install_error_handlers
 from tether.api.metrics import Metrics
-from tether.api.reports import report_errors
+from tether.api.reports import all_reports, report_errors
 from tether.api.runtime import gateway_statuses
+from tether.model.reports import ChassisReport
 from tether.ovsdb import TlsFiles
 from tether.service.ids import RandomIds
 from tether.service.inventory import InventorySettings, MacInventory
@@ -92,22 +93,25 @@ def create_app(
     async def status(request: Request) -> dict[str, Any]:
         models: ModelService = request.app.state.models
         store = request.app.state.store
+        reports = await all_reports(store)  # before the model lock: writes go on
         async with models.reading():
-            answer = await _status(models, store)
+            answer = await _status(models, store, reports)
         answer["macs"] = _inventory_status(request.app.state.macs)
         return answer
 
     return app
 
 
-async def _status(models: ModelService, store: Any) -> dict[str, Any]:
+async def _status(
+    models: ModelService, store: Any, reports: dict[str, ChassisReport]
+) -> dict[str, Any]:
     errors = [
         {"kind": kind, "id": obj.id, "name": obj.name, "message": obj.status.message}
         for kind, objects in models.catalog.objects.items()
         for obj in objects.values()
         if obj.status.state == "error"
     ]
-    errors += await report_errors(models, store)
+    errors += report_errors(models, reports)
     gateways = await gateway_statuses(store)
     errors += [
         {

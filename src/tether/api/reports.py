@@ -17,14 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from tether.model import NotFoundError
+from tether.model import InvalidError, NotFoundError
 from tether.model.reports import ChassisReport, chassis_status, port_status
 from tether.model.resources import Chassis, Port
 from tether.service.keys import CHASSIS_REPORTS, object_key, report_key
 from tether.service.models import ModelService
-from tether.store import Compare, CompareOp, CompareTarget, Delete, Put, Store
+from tether.store import Compare, CompareOp, CompareTarget, Delete, Put, Store, StoreError
 
 __all__ = [
+    "all_reports",
     "chassis_with_status",
     "forget_report",
     "ports_with_status",
@@ -51,6 +52,8 @@ async def put_report(request: Request, ref: str, body: ChassisReport) -> Any:
     async with service.reading():
         chassis = service.catalog.resolve(Chassis, ref, field="chassis")
     store: Store = request.app.state.store
+    if body.revision > await store.revision():
+        raise InvalidError(f"revision {body.revision} is ahead of the store", "revision")
     exists = Compare(object_key("chassis", chassis.id), CompareTarget.CREATE, CompareOp.GREATER, 0)
     stored = await store.txn(
         [exists], [Put(report_key(chassis.id), body.model_dump_json().encode())]
@@ -72,8 +75,11 @@ async def get_report(request: Request, ref: str) -> Any:
 
 
 async def forget_report(store: Store, chassis_id: str) -> None:
-    """Drop a deleted chassis's report."""
-    await store.txn((), [Delete(report_key(chassis_id))])
+    """Drop a deleted chassis's report (a failure only leaves a key nobody reads)."""
+    try:
+        await store.txn((), [Delete(report_key(chassis_id))])
+    except StoreError as exc:
+        log.warning("the report of deleted chassis %s stays in the store: %s", chassis_id, exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +130,21 @@ async def chassis_with_status(store: Store, chassis: list[Chassis]) -> list[dict
     ]
 
 
-async def report_errors(service: ModelService, store: Store) -> list[dict[str, str]]:
-    """The chassis and ports in error by their agents' reports (for ``/v1/status``); call
-    under ``service.reading()``."""
-    catalog = service.catalog
+async def all_reports(store: Store) -> dict[str, ChassisReport]:
+    """Every chassis's report, by chassis id."""
     listing = await store.range(CHASSIS_REPORTS)
     reports = {}
     for kv in listing.kvs:
         chassis_id = kv.key.removeprefix(CHASSIS_REPORTS)
         if (report := _parse(chassis_id, kv.value)) is not None:
             reports[chassis_id] = report
+    return reports
+
+
+def report_errors(service: ModelService, reports: dict[str, ChassisReport]) -> list[dict[str, str]]:
+    """The chassis and ports in error by their agents' reports (for ``/v1/status``); call
+    under ``service.reading()``."""
+    catalog = service.catalog
     errors = []
     for chassis_id, report in sorted(reports.items()):
         chassis = catalog.objects["chassis"].get(chassis_id)

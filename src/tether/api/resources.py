@@ -422,6 +422,9 @@ async def bulk(request: Request, body: BulkRequest) -> BulkResult:
         return apply_bulk(rules, body.items)
 
     done, result = await _service(request).write(operation)
+    for op, obj in done:
+        if op == "delete" and isinstance(obj, Chassis):
+            await forget_report(request.app.state.store, obj.id)
     created = sum(1 for op, _ in done if op == "create")
     return BulkResult(
         revision=result.revision,

@@ -143,7 +143,10 @@ async def _scoped(
 ) -> AsyncIterator[WatchBatch]:
     try:
         async for batch in stream:
-            yield await _narrow(batch, scope, store, prefix)
+            narrowed = await _narrow(batch, scope, store, prefix)
+            if batch.events and not narrowed.events:
+                continue  # nothing for this chassis: an empty line would read as progress
+            yield narrowed
     finally:
         with contextlib.suppress(Exception):
             await stream.aclose()  # type: ignore[attr-defined]

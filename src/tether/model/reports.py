@@ -16,15 +16,17 @@ chassis, or whose VIF the agent has not seen, is ``pending`` too, with a message
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from tether.model.resources import Chassis, Port, Status
 
 __all__ = ["MAX_REPORTED_PORTS", "ChassisReport", "PortReport", "chassis_status", "port_status"]
 
-MAX_REPORTED_PORTS = 100_000
+MAX_REPORTED_PORTS = 10_000
+"""More VIFs than one hypervisor holds; keeps a report well inside etcd's request limit."""
+PortId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class PortReport(BaseModel):
@@ -37,7 +39,7 @@ class ChassisReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     revision: StrictInt = Field(ge=0)
     """The store revision of the model the agent's flows were compiled from."""
-    ports: dict[str, PortReport] = Field(default_factory=dict, max_length=MAX_REPORTED_PORTS)
+    ports: dict[PortId, PortReport] = Field(default_factory=dict, max_length=MAX_REPORTED_PORTS)
     error: str = Field(default="", max_length=1000)
     """Why the agent's last sync failed; empty when it worked."""
 

@@ -1,0 +1,109 @@
+"""The agent's reporter: what it sends, what it leaves out, how it retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tether.agent import reporter as reporter_module
+from tether.agent.reporter import Reporter
+
+pytestmark = pytest.mark.anyio
+
+
+async def _nothing() -> None:
+    return None
+
+
+def accepted_after(reporter: Reporter, revision: int, realized: list[str]) -> None:
+    reporter.applied(revision, revision, realized, {})
+    reporter.accepted = reporter.due
+
+
+def test_a_change_elsewhere_in_the_fabric_sends_nothing() -> None:
+    reporter = Reporter("hv1", _nothing)
+    accepted_after(reporter, 10, ["p1"])
+    reporter.applied(50, 10, ["p1"], {})  # the model moved on, none of hv1's ports did
+    assert reporter.due is reporter.accepted
+
+
+@pytest.mark.parametrize(
+    ("newest", "realized", "errors", "error"),
+    [
+        (11, ["p1"], {}, ""),  # one of its ports (or their networks) changed
+        (10, ["p1", "p2"], {}, ""),  # another port realized
+        (10, [], {}, ""),  # unplugged
+        (10, ["p1"], {"p2": "could not open network device"}, ""),
+        (10, ["p1"], {}, "binding failed"),
+    ],
+)
+def test_what_a_reader_would_see_differently_is_sent(
+    newest: int, realized: list[str], errors: dict[str, str], error: str
+) -> None:
+    reporter = Reporter("hv1", _nothing)
+    accepted_after(reporter, 10, ["p1"])
+    reporter.applied(50, newest, realized, errors, error)
+    assert reporter.due is not None and reporter.due != reporter.accepted
+    assert reporter.due.revision == 50
+
+
+def test_a_failure_keeps_what_was_applied_and_a_lost_switch_keeps_nothing() -> None:
+    reporter = Reporter("hv1", _nothing)
+    accepted_after(reporter, 10, ["p1"])
+    reporter.failed("ovs-ofctl: timed out")
+    assert reporter.due is not None
+    assert (set(reporter.due.ports), reporter.due.error) == ({"p1"}, "ovs-ofctl: timed out")
+    reporter.lost("lost the OpenFlow session with br-int")
+    assert reporter.due.ports == {} and reporter.due.revision == 10
+
+
+async def _run_with(answers: list[int], reporter: Reporter) -> list[dict[str, Any]]:
+    """Run the reporter against a controller answering ``answers`` in turn (then 200)."""
+    bodies: list[dict[str, Any]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        code = answers.pop(0) if answers else 200
+        return httpx.Response(code, json={})
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(handle), base_url="http://controller"
+    ) as http:
+        task = asyncio.ensure_future(reporter.run(http))
+        await asyncio.sleep(0.3)
+        task.cancel()
+    return bodies
+
+
+async def test_a_deleted_chassis_registers_again_before_the_report_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registered = []
+
+    async def register() -> None:
+        registered.append(True)
+
+    reporter = Reporter("hv1", register)
+    reporter.applied(3, 3, ["p1"], {})
+    bodies = await _run_with([404], reporter)
+    assert registered == [True] and len(bodies) == 2
+    assert reporter.accepted == reporter.due
+
+
+async def test_a_refused_report_is_not_retried_and_a_failed_one_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reporter_module, "RETRY_SECONDS", 0.01)
+    reporter = Reporter("hv1", _nothing)
+    reporter.applied(3, 3, ["p1"], {})
+    assert len(await _run_with([400], reporter)) == 1
+    assert reporter.accepted is None
+
+    reporter = Reporter("hv1", _nothing)
+    reporter.applied(3, 3, ["p1"], {})
+    assert len(await _run_with([503, 503], reporter)) == 3
+    assert reporter.accepted == reporter.due and reporter.sent == 1
