@@ -486,6 +486,7 @@ async def test_the_agent_recovers_from_an_ovs_restart_and_reports_the_gap(
                 scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
                 assert "tether_agent_ovs_restarts_total 1.0" in scraped, scraped
                 assert f"tether_agent_flows {float(len(flows_before))}" in scraped
+                assert re.search(r"^tether_agent_reports_total [1-9]", scraped, re.M), scraped
 
                 agent.recovered.clear()
                 await ovs.vsctl("del-br", "br-int")

@@ -94,6 +94,16 @@ class AgentCollector(Collector):
             "1 while the last sync failed",
             value=int(bool(state.last_error)),
         )
+        yield CounterMetricFamily(
+            "tether_agent_reports",
+            "Reports of what it applied (port and chassis status) the controller accepted",
+            value=agent.reporter.sent,
+        )
+        yield GaugeMetricFamily(
+            "tether_agent_broken_vifs",
+            "VIFs Open vSwitch cannot attach (Interface.error)",
+            value=len(state.broken_vifs),
+        )
 
 
 class MetricsServer:
