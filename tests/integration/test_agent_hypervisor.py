@@ -325,6 +325,27 @@ async def test_port_status_says_why_a_port_is_not_realized(
                 summary = (await http.get("/v1/status")).json()
                 assert [e["name"] for e in summary["errors"]] == ["vm3"]
                 assert (await status("vm1"))["state"] == "realized"
+
+                # the switch is gone: so are the ports, even through syncs that change nothing
+                await ovs.kill_vswitchd()
+
+                async def down() -> bool:
+                    found = await status("vm1")
+                    return found["state"] == "error" and "lost the OpenFlow" in found["message"]
+
+                await _eventually(down, "vm1 down with its switch")
+                syncs = agent.state.syncs
+                other = {"name": "other", "vni": 5999}
+                (await http.post("/v1/networks", json=other)).raise_for_status()
+                await _eventually(lambda: agent.state.syncs > syncs, "a sync during the outage")
+                await asyncio.sleep(0.3)
+                assert await down(), "a sync while the switch is gone must not say realized"
+                await ovs.restart_vswitchd()
+
+                async def back() -> bool:
+                    return (await status("vm1")) == {"state": "realized", "message": ""}
+
+                await _eventually(back, "vm1 realized once its flows are back")
             finally:
                 await agent.stop()
 

@@ -11,6 +11,9 @@ import pytest
 
 from tether.agent import reporter as reporter_module
 from tether.agent.reporter import Reporter
+from tether.agent.runner import UNKNOWN_CHASSIS, _newest_revision
+from tether.model import Catalog
+from tether.model.resources import Chassis, Network, Port
 
 pytestmark = pytest.mark.anyio
 
@@ -107,3 +110,19 @@ async def test_a_refused_report_is_not_retried_and_a_failed_one_is(
     reporter.applied(3, 3, ["p1"], {})
     assert len(await _run_with([503, 503], reporter)) == 3
     assert reporter.accepted == reporter.due and reporter.sent == 1
+
+
+def test_the_newest_revision_covers_the_chassis_its_ports_and_their_networks() -> None:
+    catalog = Catalog()
+    assert _newest_revision(catalog, "hv1") == UNKNOWN_CHASSIS, "deleted: the report must go"
+    catalog.put("chassis", Chassis(id="c1", name="hv1", tunnel_ip="192.0.2.11"))
+    catalog.put("networks", Network(id="n1", name="web", vni=5001))
+    catalog.put("networks", Network(id="n2", name="db", vni=5002))
+    catalog.put("ports", Port(id="p1", network="n1", mac="02:00:00:00:00:01", chassis="hv1"))
+    catalog.put("ports", Port(id="p2", network="n2", mac="02:00:00:00:00:02", chassis="hv2"))
+    catalog.mod_revisions.update(
+        {("chassis", "c1"): 3, ("networks", "n1"): 5, ("ports", "p1"): 4, ("networks", "n2"): 9}
+    )
+    assert _newest_revision(catalog, "hv1") == 5  # not n2: no port of hv1 is on it
+    catalog.mod_revisions[("chassis", "c1")] = 12  # registered again
+    assert _newest_revision(catalog, "hv1") == 12

@@ -66,6 +66,8 @@ UNKNOWN_RETRY_SECONDS = 5.0
 RECOVERY_BACKOFF_MAX = 2.0
 """Seconds between recovery attempts, at most (they start at 0.1 s and double)."""
 BULK_LOOKUP = 20
+UNKNOWN_CHASSIS = 1 << 62
+"""Newer than any revision: the report must go (see :func:`_newest_revision`)."""
 """More VIFs than this to look up: list the ports once instead."""
 
 
@@ -147,6 +149,7 @@ class HypervisorAgent:
         """Set after each sync that left the bridge equal to the model."""
         self._lost_at: float | None = None
         """When the OpenFlow session with the switch dropped (until the switch is back)."""
+        self._lost_why = ""
         self._back_at: float | None = None
         """When the switch came back (its OpenFlow session did)."""
         self._recovery: asyncio.Task[None] | None = None
@@ -278,7 +281,8 @@ class HypervisorAgent:
 
     def _switch_lost(self) -> None:
         self._lost_at = self._lost_at or asyncio.get_running_loop().time()
-        self.reporter.lost(f"lost the OpenFlow session with {self.settings.bridge}")
+        self._lost_why = f"lost the OpenFlow session with {self.settings.bridge}"
+        self.reporter.lost(self._lost_why)
         log.warning("lost the OpenFlow session with %s; recovering when it is back",
                     self.settings.bridge)  # fmt: skip
 
@@ -435,11 +439,15 @@ class HypervisorAgent:
             self._desired = desired
             if self._recorded != self.generation:  # its flows are in: it is the live one now
                 await self._record_generation(self.generation)
+        if self._lost_at is not None:  # nothing applied may be on the switch: recovery reports
+            self.reporter.lost(self._lost_why)
+            self.state.syncs += 1
+            return ""
         realized = [local.port_id for local in view.ports]
         try:
             await self._bind(unbound)  # the next sync, after the model change, programs them
         except httpx.HTTPError as exc:  # the flows are in: report, and try binding again
-            error = f"binding the ports of its interfaces: {exc}"
+            error = f"binding the ports of its interfaces failed: {_brief(exc)}"
             log.warning("agent sync: %s", error)
             self._retry_bind()
         else:
@@ -526,6 +534,8 @@ class HypervisorAgent:
         bridges = {row.get("name") for row in monitor.rows("Bridge").values()}
         if self.settings.bridge not in bridges:
             self._lost_at = self._lost_at or asyncio.get_running_loop().time()
+            self._lost_why = f"bridge {self.settings.bridge} is gone; rebuilding it"
+            self.reporter.lost(self._lost_why)
             self._recover_soon()  # deleted, or a wiped database: build it again
         self._vifs_changed()
 
@@ -576,10 +586,22 @@ class HypervisorAgent:
         reply.raise_for_status()
 
 
+def _brief(exc: httpx.HTTPError) -> str:
+    """The same text for the same failure, whichever port it was about."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"the controller answered {exc.response.status_code}"
+    return type(exc).__name__
+
+
 def _newest_revision(catalog: Catalog, chassis: str) -> int:
-    """The newest store revision of the ports bound to ``chassis`` and of their networks."""
+    """The newest store revision of ``chassis`` itself, of the ports bound to it and of
+    their networks; :data:`UNKNOWN_CHASSIS` when the chassis is not in the model (deleted:
+    a report finds out, and registers it again)."""
     revisions = catalog.mod_revisions
-    newest = 0
+    holder = catalog.holder("name", "chassis", "", chassis)
+    if holder is None:
+        return UNKNOWN_CHASSIS
+    newest = revisions.get(("chassis", holder[1]), 0)
     for port in catalog.objects["ports"].values():
         if isinstance(port, Port) and port.chassis == chassis:
             newest = max(

@@ -184,9 +184,9 @@ async def _stream(
             yield line
         try:
             batch = await first
-            if scope is not None:
-                batch = await _narrow(batch, scope, store, prefix)
-            yield _batch_line(batch)
+            narrowed = batch if scope is None else await _narrow(batch, scope, store, prefix)
+            if not batch.events or narrowed.events:  # as in _scoped
+                yield _batch_line(narrowed)
             async for batch in stream:
                 yield _batch_line(batch)
         except CompactedError as exc:

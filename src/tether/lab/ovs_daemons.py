@@ -192,6 +192,13 @@ class OvsInstance:
             await self.stop()
             raise
 
+    async def kill_vswitchd(self) -> None:
+        """``kill -9`` of ``ovs-vswitchd``, left down (:meth:`restart_vswitchd` brings it back)."""
+        process = self._vswitchd.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
     async def restart_vswitchd(self, *, crash: bool = True, timeout: float = 20.0) -> None:
         """Stop ``ovs-vswitchd`` (SIGKILL when ``crash``, else SIGTERM) and start it again;
         returns once its control socket answers (its datapath and flows start empty)."""
