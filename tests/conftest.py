@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.daemons import EtcdServer, running_etcd
@@ -48,3 +49,10 @@ def api(tmp_path: Path) -> Iterator[str]:
 
     with running_api(f"sqlite:{tmp_path / 'api.db'}") as url:
         yield url
+
+
+@pytest.fixture
+def http(api: str) -> Iterator[httpx.Client]:
+    """A client of :func:`api`."""
+    with httpx.Client(base_url=api, timeout=30) as client:
+        yield client

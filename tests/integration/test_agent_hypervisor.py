@@ -230,12 +230,11 @@ async def test_port_status_follows_what_the_agent_applied(
             await agent.start()
             try:
 
-                async def status(port: str) -> dict[str, str]:
-                    return dict((await http.get(f"/v1/ports/{port}")).json()["status"])
+                def status(port: str) -> Any:
+                    return _port_status(http, port)
 
-                async def realized() -> bool:
-                    states = [(await status(f"vm{n}"))["state"] for n in (1, 2)]
-                    return states == ["realized", "realized"]
+                def realized() -> Any:
+                    return _both_realized(http)
 
                 await _eventually(realized, "both ports realized")
                 assert _has_flows_for(agent, MACS[1]) and _has_flows_for(agent, MACS[2])
@@ -289,12 +288,11 @@ async def test_port_status_says_why_a_port_is_not_realized(
             await agent.start()
             try:
 
-                async def status(port: str) -> dict[str, str]:
-                    return dict((await http.get(f"/v1/ports/{port}")).json()["status"])
+                def status(port: str) -> Any:
+                    return _port_status(http, port)
 
-                async def realized() -> bool:
-                    states = [(await status(f"vm{n}"))["state"] for n in (1, 2)]
-                    return states == ["realized", "realized"]
+                def realized() -> Any:
+                    return _both_realized(http)
 
                 await _eventually(realized, "both ports realized")
 
@@ -348,6 +346,15 @@ async def test_port_status_says_why_a_port_is_not_realized(
                 await _eventually(back, "vm1 realized once its flows are back")
             finally:
                 await agent.stop()
+
+
+async def _port_status(http: httpx.AsyncClient, port: str) -> dict[str, str]:
+    return dict((await http.get(f"/v1/ports/{port}")).json()["status"])
+
+
+async def _both_realized(http: httpx.AsyncClient) -> bool:
+    states = [(await _port_status(http, f"vm{n}"))["state"] for n in (1, 2)]
+    return states == ["realized", "realized"]
 
 
 async def _web(http: httpx.AsyncClient, *vms: int) -> None:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-
-@pytest.fixture
-def http(api: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api, timeout=30) as client:
-        yield client
 
 
 def ok(reply: httpx.Response, status: int = 200) -> Any:

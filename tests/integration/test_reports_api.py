@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-
-@pytest.fixture
-def http(api: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api, timeout=30) as client:
-        yield client
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
+from tests.integration.test_api import ok
 
 
 def revision(http: httpx.Client) -> int:

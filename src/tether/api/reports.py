@@ -19,16 +19,16 @@ from pydantic import ValidationError
 
 from tether.model import InvalidError, NotFoundError
 from tether.model.reports import ChassisReport, chassis_status, port_status
-from tether.model.resources import Chassis, Port
+from tether.model.resources import Chassis, Port, Status
 from tether.service.keys import CHASSIS_REPORTS, object_key, report_key
 from tether.service.models import ModelService
 from tether.store import Compare, CompareOp, CompareTarget, Delete, Put, Store, StoreError
 
 __all__ = [
     "all_reports",
-    "chassis_with_status",
+    "chassis_statuses",
     "forget_report",
-    "ports_with_status",
+    "port_statuses",
     "report_errors",
     "router",
     "where_bound",
@@ -110,24 +110,21 @@ def where_bound(service: ModelService, ports: Iterable[Port]) -> list[Bound]:
     return found
 
 
-async def ports_with_status(store: Store, bound: list[Bound]) -> list[dict[str, Any]]:
-    """Each port as JSON, with the status its chassis's report gives it."""
+async def port_statuses(store: Store, bound: list[Bound]) -> list[Status]:
+    """The status each port's chassis's report gives it."""
     reports = await _reports(store, {b.chassis.id for b in bound if b.chassis is not None})
-    answer = []
-    for b in bound:
-        report = reports.get(b.chassis.id) if b.chassis is not None else None
-        status = port_status(b.port, b.chassis, report, b.changed_at)
-        answer.append(b.port.model_dump(mode="json") | {"status": status.model_dump()})
-    return answer
-
-
-async def chassis_with_status(store: Store, chassis: list[Chassis]) -> list[dict[str, Any]]:
-    """Each chassis as JSON, with the status its agent's report gives it."""
-    reports = await _reports(store, [c.id for c in chassis])
     return [
-        c.model_dump(mode="json") | {"status": chassis_status(reports.get(c.id)).model_dump()}
-        for c in chassis
+        port_status(
+            b.port, b.chassis, reports.get(b.chassis.id) if b.chassis else None, b.changed_at
+        )
+        for b in bound
     ]
+
+
+async def chassis_statuses(store: Store, chassis: list[Chassis]) -> list[Status]:
+    """The status each chassis's agent's report gives it."""
+    reports = await _reports(store, [c.id for c in chassis])
+    return [chassis_status(reports.get(c.id)) for c in chassis]
 
 
 async def all_reports(store: Store) -> dict[str, ChassisReport]:

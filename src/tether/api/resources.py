@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from tether.api.reports import chassis_with_status, forget_report, ports_with_status, where_bound
+from tether.api.reports import chassis_statuses, forget_report, port_statuses, where_bound
 from tether.api.runtime import gateway_status, gateway_statuses
 from tether.model import KINDS, InvalidError, Resource, Rules
 from tether.model.bulk import BulkRequest, apply_bulk
@@ -186,7 +186,9 @@ async def list_ports(
         filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
         page = _page(service.objects("ports"), after=after, limit=limit, filters=filters)
         bound = where_bound(service, [catalog.get(Port, item["id"]) for item in page.items])
-    page.items = await ports_with_status(request.app.state.store, bound)
+    statuses = await port_statuses(request.app.state.store, bound)
+    for item, status in zip(page.items, statuses, strict=True):
+        item["status"] = status.model_dump()
     return page
 
 
@@ -201,7 +203,8 @@ async def get_port(request: Request, ref: str, tenant: str | None = TenantQuery)
     async with service.reading():
         port = service.catalog.resolve(Port, ref, tenant=tenant, field="port")
         bound = where_bound(service, [port])
-    return (await ports_with_status(request.app.state.store, bound))[0]
+    (status,) = await port_statuses(request.app.state.store, bound)
+    return port.model_copy(update={"status": status})
 
 
 @router.patch("/ports/{ref}", response_model=Port, tags=["ports"])
@@ -298,7 +301,9 @@ async def list_chassis(request: Request, limit: int = Limit, after: str | None =
     async with service.reading():
         page = _page(service.objects("chassis"), after=after, limit=limit, filters={})
         chassis = [service.catalog.get(Chassis, item["id"]) for item in page.items]
-    page.items = await chassis_with_status(request.app.state.store, chassis)
+    statuses = await chassis_statuses(request.app.state.store, chassis)
+    for item, status in zip(page.items, statuses, strict=True):
+        item["status"] = status.model_dump()
     return page
 
 
@@ -311,13 +316,15 @@ async def create_chassis(request: Request, body: ChassisCreate) -> Any:
 async def get_chassis(request: Request, ref: str) -> Any:
     async with _service(request).reading():
         chassis = _service(request).catalog.resolve(Chassis, ref, field="chassis")
-    return (await chassis_with_status(request.app.state.store, [chassis]))[0]
+    (status,) = await chassis_statuses(request.app.state.store, [chassis])
+    return chassis.model_copy(update={"status": status})
 
 
 @router.patch("/chassis/{ref}", response_model=Chassis, tags=["chassis"])
 async def update_chassis(request: Request, ref: str, body: ChassisUpdate) -> Any:
     chassis = await _write(request, lambda rules: rules.update_chassis(ref, body))
-    return (await chassis_with_status(request.app.state.store, [chassis]))[0]
+    (status,) = await chassis_statuses(request.app.state.store, [chassis])
+    return chassis.model_copy(update={"status": status})
 
 
 @router.delete("/chassis/{ref}", response_model=Deleted, tags=["chassis"])
