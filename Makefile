@@ -14,6 +14,7 @@ demo: deps
 test: deps lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) benchmarks/api_bulk.py --smoke
+	$(PY) benchmarks/bulk_bounds.py --smoke
 	$(PY) benchmarks/ovsdb_transact.py --smoke
 	$(PY) benchmarks/vtep_push.py --smoke
 	$(PY) benchmarks/mac_inventory.py --smoke
@@ -28,6 +29,7 @@ lint: deps
 
 bench: deps
 	$(PY) benchmarks/api_bulk.py
+	$(PY) benchmarks/bulk_bounds.py
 	$(PY) benchmarks/ovsdb_transact.py
 	$(PY) benchmarks/vtep_push.py
 	$(PY) benchmarks/mac_inventory.py

@@ -13,7 +13,8 @@ Prints medians of ``--runs`` runs. ``--smoke`` runs a small size once (used by `
 
 ``--breakdown`` runs the same request's steps in this process instead, one after the other
 (parse, validate, rules, encode, store on a fresh SQLite file), and says what the steps other
-than the rules cost next to the store: the least any design on this path can spend.
+than the rules cost next to the store. ``bulk_bounds.py`` measures the least any design can
+spend before the store.
 """
 
 from __future__ import annotations
