@@ -348,6 +348,60 @@ async def test_port_status_says_why_a_port_is_not_realized(
                 await agent.stop()
 
 
+async def test_a_silent_or_stopped_agent_turns_its_ports_to_error(
+    hypervisor: Hypervisor, tmp_path: Path
+) -> None:
+    """The agent's heartbeat keeps its report standing and writes nothing; when it falls
+    silent (cut off) its chassis and ports turn to ``error`` within the timeout, and at
+    once when it stops; the bridge keeps forwarding on its flows all the while."""
+    ovs = hypervisor.ovs
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}", agent_timeout=3) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await _web(http, 1, 2)
+            agent = HypervisorAgent(_settings(ovs, url), ovs)
+            await agent.start()
+            stopped = False
+            try:
+                await _eventually(lambda: _both_realized(http), "both ports realized")
+                target = ovs.bridge_target("br-int")
+                flows = await _tether_flows(ovs, target)
+                assert flows
+
+                async def settled() -> bool:
+                    before = (await http.get("/healthz")).json()["revision"]
+                    beats = agent.heartbeat.beats
+                    await asyncio.sleep(1.5)  # at least one heartbeat (every 1 s)
+                    after = (await http.get("/healthz")).json()["revision"]
+                    return bool(after == before and agent.heartbeat.beats > beats)
+
+                await _eventually(settled, "heartbeats that write nothing")
+                assert (await _port_status(http, "vm1"))["state"] == "realized"
+
+                # cut off: the heartbeat stops, the agent and the switch go on
+                beating = agent._tasks[-1]
+                beating.cancel()
+
+                async def silent() -> bool:
+                    chassis = (await http.get("/v1/chassis/hv1")).json()["status"]
+                    return bool(chassis["state"] == "error")
+
+                await _eventually(silent, "hv1 in error after 3 s of silence", timeout=10)
+                status = await _port_status(http, "vm1")
+                assert status["state"] == "error" and "not heard from" in status["message"]
+                assert await _tether_flows(ovs, target) == flows, "the switch keeps its flows"
+
+                agent._tasks[-1] = asyncio.ensure_future(agent.heartbeat.run(agent._http))
+                await _eventually(lambda: _both_realized(http), "realized again")
+
+                await agent.stop()
+                stopped = True
+                assert (await _port_status(http, "vm1"))["state"] == "error", "at once"
+                assert await _tether_flows(ovs, target) == flows
+            finally:
+                if not stopped:
+                    await agent.stop()
+
+
 async def _port_status(http: httpx.AsyncClient, port: str) -> dict[str, str]:
     return dict((await http.get(f"/v1/ports/{port}")).json()["status"])
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.test_api import ok
+from tests.servers import running_api
+from tether.store import open_store
 
 
 def revision(http: httpx.Client) -> int:
@@ -21,6 +26,11 @@ def status_of(http: httpx.Client, path: str) -> dict[str, str]:
 
 @pytest.fixture
 def ports(http: httpx.Client) -> dict[str, Any]:
+    return make_ports(http)
+
+
+def make_ports(http: httpx.Client) -> dict[str, Any]:
+    """Network web; vm1 bound to chassis hv1, vm2 unbound."""
     ok(http.post("/v1/networks", json={"name": "web", "subnets": [{"cidr": "10.0.1.0/24"}]}), 201)
     ok(http.post("/v1/chassis", json={"name": "hv1", "tunnel_ip": "192.0.2.11"}), 201)
     vm1 = ok(http.post("/v1/ports", json={"network": "web", "name": "vm1"}), 201)
@@ -29,9 +39,10 @@ def ports(http: httpx.Client) -> dict[str, Any]:
     return {"vm1": vm1, "vm2": vm2}
 
 
-def stored_reports(http: httpx.Client) -> int:
-    """How many chassis reports the store holds (the watch API's snapshot of their prefix)."""
-    params = {"prefix": "/tether/status/chassis/"}
+def stored_reports(http: httpx.Client, prefix: str = "/tether/status/chassis/") -> int:
+    """How many chassis reports (or other keys under ``prefix``) the store holds (the watch
+    API's snapshot of the prefix)."""
+    params = {"prefix": prefix}
     with http.stream("GET", "/v1/watch", params=params) as reply:
         snapshot = json.loads(next(reply.iter_lines()))
     assert snapshot["snapshot"]
@@ -163,3 +174,101 @@ def test_only_known_chassis_report_and_a_deleted_chassis_leaves_no_report(
     assert http.get("/v1/chassis/hv1/report").status_code == 404
     assert status_of(http, "/v1/chassis/hv1")["state"] == "pending"
     assert ok(http.get("/v1/status"))["errors"] == []
+
+
+AGENT_TIMEOUT = 3
+
+
+async def _wipe(store_url: str) -> None:
+    store = await open_store(store_url)
+    try:
+        await store.delete("", prefix=True)  # one etcd per session: start each test empty
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def quick(store_url: str) -> Iterator[httpx.Client]:
+    """A client of a server, on each backend, that takes an agent for gone after 3 s
+    without a heartbeat (the presence leases are the store's own)."""
+    if store_url.startswith("etcd"):
+        asyncio.run(_wipe(store_url))
+    with (
+        running_api(store_url, agent_timeout=AGENT_TIMEOUT) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client
+
+
+def heartbeat(http: httpx.Client, chassis: str = "hv1") -> httpx.Response:
+    return http.put(f"/v1/chassis/{chassis}/presence")
+
+
+def wait_for(check: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.1)
+
+
+def test_heartbeats_write_nothing_and_a_silent_agent_turns_its_chassis_to_error(
+    quick: httpx.Client,
+) -> None:
+    http = quick
+    vm1 = make_ports(http)["vm1"]["id"]
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    assert status_of(http, "/v1/ports/vm1")["state"] == "realized"
+    before = revision(http)
+    for _ in range(3):
+        answer = ok(heartbeat(http))
+        assert answer == {"chassis": "hv1", "alive": True, "ttl": AGENT_TIMEOUT}
+        time.sleep(AGENT_TIMEOUT / 3)
+    assert revision(http) == before, "a heartbeat refreshes a lease; it writes no revision"
+    assert status_of(http, "/v1/chassis/hv1")["state"] == "realized", "kept alive past the ttl"
+
+    # silence: once the timeout has passed, nobody vouches for hv1 or its ports
+    wait_for(lambda: status_of(http, "/v1/chassis/hv1")["state"] == "error", "hv1 in error")
+    chassis = status_of(http, "/v1/chassis/hv1")
+    assert chassis["message"].startswith("its agent is not heard from")
+    port = status_of(http, "/v1/ports/vm1")
+    assert port["state"] == "error"
+    assert port["message"].startswith("the agent of chassis hv1 is not heard from")
+    assert status_of(http, "/v1/ports/vm2")["state"] == "pending", "not on hv1"
+    errors = {(e["kind"], e["name"]) for e in ok(http.get("/v1/status"))["errors"]}
+    assert {("chassis", "hv1"), ("ports", "vm1")} <= errors
+    assert ("ports", "vm2") not in errors
+
+    # back: its last report stands again
+    ok(heartbeat(http))
+    assert status_of(http, "/v1/ports/vm1") == {"state": "realized", "message": ""}
+    assert ok(http.get("/v1/status"))["errors"] == []
+
+
+def test_a_stopping_agent_ends_its_presence_at_once(quick: httpx.Client) -> None:
+    http = quick
+    vm1 = make_ports(http)["vm1"]["id"]
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    assert ok(http.delete("/v1/chassis/hv1/presence")) == {
+        "chassis": "hv1",
+        "alive": False,
+        "ttl": 0,
+    }
+    assert status_of(http, "/v1/ports/vm1")["state"] == "error"
+    assert status_of(http, "/v1/chassis/hv1")["state"] == "error"
+    ok(http.delete("/v1/chassis/hv1/presence"))  # ending it twice is no error
+    ok(heartbeat(http))
+    assert status_of(http, "/v1/ports/vm1")["state"] == "realized"
+
+
+def test_presence_of_unknown_or_deleted_chassis(quick: httpx.Client) -> None:
+    http = quick
+    for reply in (heartbeat(http, "nope"), http.delete("/v1/chassis/nope/presence")):
+        assert reply.status_code == 404
+        assert reply.json()["error"]["field"] == "chassis"
+    make_ports(http)
+    ok(heartbeat(http))
+    assert stored_reports(http, "/tether/status/presence/") == 1
+    ok(http.patch("/v1/ports/vm1", json={"unbind": True}))
+    ok(http.delete("/v1/chassis/hv1"))
+    assert stored_reports(http, "/tether/status/presence/") == 0, "gone with its chassis"
+    assert heartbeat(http).status_code == 404

@@ -79,3 +79,26 @@ def test_chassis_status_follows_its_agent() -> None:
 def test_bad_reports_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ChassisReport.model_validate(bad)
+
+
+def test_a_report_stands_only_while_its_agent_is_alive() -> None:
+    standing = report(10, p1=REALIZED)
+    assert port_status(PORT, HV1, standing, changed_at=10, alive=True).state == "realized"
+    silent = port_status(PORT, HV1, standing, changed_at=10, alive=False)
+    assert silent.state == "error"
+    assert silent.message.startswith("the agent of chassis hv1 is not heard from")
+    assert "keeps what it last applied" in silent.message
+    assert chassis_status(standing, alive=True).state == "realized"
+    assert chassis_status(standing, alive=False).state == "error"
+    assert chassis_status(report(10, error="bundle failed"), alive=False).message.startswith(
+        "its agent is not heard from"
+    ), "a silent agent's last error is old news"
+
+
+def test_without_any_report_presence_changes_nothing() -> None:
+    """An agent that never reported is pending either way; an unbound port is not the
+    chassis's business."""
+    assert chassis_status(None, alive=False).state == "pending"
+    assert port_status(PORT, HV1, None, changed_at=10, alive=False).state == "pending"
+    unbound = PORT.model_copy(update={"chassis": None})
+    assert port_status(unbound, None, None, changed_at=10, alive=False).state == "pending"

@@ -99,6 +99,11 @@ class AgentCollector(Collector):
             "Reports of what it applied (port and chassis status) the controller accepted",
             value=agent.reporter.sent,
         )
+        yield CounterMetricFamily(
+            "tether_agent_heartbeats",
+            "Heartbeats (presence refreshes) the controller accepted",
+            value=agent.heartbeat.beats,
+        )
         yield GaugeMetricFamily(
             "tether_agent_broken_vifs",
             "VIFs Open vSwitch cannot attach (Interface.error)",

@@ -10,6 +10,9 @@ Then, whenever the model, the MAC locations or the VIFs change, it binds the por
 to its chassis (through the REST API: their MACs become the chassis's claims), builds its
 view (:func:`tether.openflow.view.agent_view`), compiles it and applies the difference as one
 bundle; DHCP requests the pipeline punts are answered from the ports' leases.
+After each sync it reports what it applied (:mod:`~tether.agent.reporter`), and it keeps
+its chassis's presence alive with a heartbeat (:mod:`~tether.agent.heartbeat`): a report
+stands only while its agent is alive.
 
 Open vSwitch restarts are noticed three ways: the OpenFlow session drops (``ovs-vswitchd``
 went away), the bridge disappears from the database (a wiped or recreated database, or
@@ -39,6 +42,7 @@ from tether.agent.bridge import OvsCommands, ensure_bridge
 from tether.agent.channel import OpenFlowChannel
 from tether.agent.dhcp_server import DhcpServer
 from tether.agent.flows import AuditResult, FlowApplier
+from tether.agent.heartbeat import Heartbeat
 from tether.agent.metrics import MetricsServer
 from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.agent.reporter import Reporter
@@ -159,6 +163,7 @@ class HypervisorAgent:
         self.recovered = asyncio.Event()
         """Set after each recovery from a lost switch (tests wait on it)."""
         self.reporter = Reporter(settings.chassis, self._register)
+        self.heartbeat = Heartbeat(settings.chassis, self._register)
         self.metrics = (
             MetricsServer(self, settings.metrics_listen) if settings.metrics_listen else None
         )
@@ -202,6 +207,7 @@ class HypervisorAgent:
             loop.create_task(self._follow()),
             loop.create_task(self._audit()),
             loop.create_task(self.reporter.run(self._http)),
+            loop.create_task(self.heartbeat.run(self._http)),
         ]
 
     async def stop(self) -> None:
@@ -216,6 +222,8 @@ class HypervisorAgent:
                 pass
             except Exception:  # already logged where it happened; stopping goes on
                 log.exception("agent task ended with an error")
+        if self._tasks and self._http is not None:
+            await self.heartbeat.leave(self._http)
         await self.channel.stop()
         if self._ovsdb is not None:
             await self._ovsdb.close()

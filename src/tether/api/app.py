@@ -19,7 +19,7 @@ import tether
 from tether.api import macs, reports, resources, watch
 from tether.api.errors import install_error_handlers
 from tether.api.metrics import Metrics
-from tether.api.reports import all_reports, report_errors
+from tether.api.reports import DEFAULT_AGENT_TIMEOUT, all_present, all_reports, report_errors
 from tether.api.runtime import gateway_statuses
 from tether.model.reports import ChassisReport
 from tether.ovsdb import TlsFiles
@@ -37,6 +37,7 @@ def create_app(
     *,
     ovsdb_tls: TlsFiles | None = None,
     inventory: InventorySettings | None = None,
+    agent_timeout: int = DEFAULT_AGENT_TIMEOUT,
 ) -> FastAPI:
     metrics = Metrics()
 
@@ -71,6 +72,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.closing = asyncio.Event()  # set as the server shuts down: watch streams end
+    app.state.agent_timeout = agent_timeout
     install_error_handlers(app)
     app.include_router(resources.router)
     app.include_router(reports.router)
@@ -93,9 +95,10 @@ def create_app(
     async def status(request: Request) -> dict[str, Any]:
         models: ModelService = request.app.state.models
         store = request.app.state.store
-        reports = await all_reports(store)  # before the model lock: writes go on
+        # before the model lock: writes go on
+        reports, alive = await asyncio.gather(all_reports(store), all_present(store))
         async with models.reading():
-            answer = await _status(models, store, reports)
+            answer = await _status(models, store, reports, alive)
         answer["macs"] = _inventory_status(request.app.state.macs)
         return answer
 
@@ -103,7 +106,7 @@ def create_app(
 
 
 async def _status(
-    models: ModelService, store: Any, reports: dict[str, ChassisReport]
+    models: ModelService, store: Any, reports: dict[str, ChassisReport], alive: set[str]
 ) -> dict[str, Any]:
     errors = [
         {"kind": kind, "id": obj.id, "name": obj.name, "message": obj.status.message}
@@ -111,7 +114,7 @@ async def _status(
         for obj in objects.values()
         if obj.status.state == "error"
     ]
-    errors += report_errors(models, reports)
+    errors += report_errors(models, reports, alive)
     gateways = await gateway_statuses(store)
     errors += [
         {

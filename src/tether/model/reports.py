@@ -12,6 +12,11 @@ A port's status is read from the report of the chassis it is bound to, and only 
 the version of the port (and of its network) the report covers: a port changed after the
 agent's last sync is ``pending`` again until the agent has applied the change. A port on no
 chassis, or whose VIF the agent has not seen, is ``pending`` too, with a message saying why.
+
+A report stands only while its agent is *alive* (it keeps a presence lease alive, see
+:mod:`tether.api.reports`). Once the agent stops or loses the controller, its chassis and
+ports are in ``error``: nobody vouches for them any more, and changes no longer reach the
+switch, which keeps forwarding on the flows it last had.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from tether.model.resources import Chassis, Port, Status
 
-__all__ = ["MAX_REPORTED_PORTS", "ChassisReport", "PortReport", "chassis_status", "port_status"]
+__all__ = [
+    "MAX_REPORTED_PORTS",
+    "ChassisReport",
+    "PortReport",
+    "chassis_status",
+    "port_status",
+]
 
 MAX_REPORTED_PORTS = 10_000
 """More VIFs than one hypervisor holds; keeps a report well inside etcd's request limit."""
@@ -44,16 +55,28 @@ class ChassisReport(BaseModel):
     """Why the agent's last sync failed; empty when it worked."""
 
 
+NOT_HEARD = "not heard from (stopped, or cut off from the controller)"
+KEPT = "the switch keeps what it last applied"
+
+
 def port_status(
-    port: Port, chassis: Chassis | None, report: ChassisReport | None, changed_at: int
+    port: Port,
+    chassis: Chassis | None,
+    report: ChassisReport | None,
+    changed_at: int,
+    alive: bool = True,
 ) -> Status:
     """The status of ``port``, bound to ``chassis`` (None: unbound or unknown), from that
     chassis's ``report``; ``changed_at`` is the newest store revision of the port and of its
-    network."""
+    network; ``alive``, whether the chassis's agent is."""
     if port.chassis is None or chassis is None:
         return Status(state="pending", message="not bound to a chassis")
     if report is None:
         return Status(state="pending", message=f"chassis {chassis.name} has not reported yet")
+    if not alive:
+        return Status(
+            state="error", message=f"the agent of chassis {chassis.name} is {NOT_HEARD}; {KEPT}"
+        )
     found = report.ports.get(port.id) if report.revision >= changed_at else None
     if found is not None:
         return Status(state=found.state, message=found.message)
@@ -64,10 +87,13 @@ def port_status(
     return Status(state="pending", message=f"no interface for it on chassis {chassis.name}")
 
 
-def chassis_status(report: ChassisReport | None) -> Status:
-    """A chassis is realized once its agent reported a sync that worked."""
+def chassis_status(report: ChassisReport | None, alive: bool = True) -> Status:
+    """A chassis is realized once its agent reported a sync that worked, while the agent is
+    ``alive``."""
     if report is None:
         return Status(state="pending", message="its agent has not reported yet")
+    if not alive:
+        return Status(state="error", message=f"its agent is {NOT_HEARD}; {KEPT}")
     if report.error:
         return Status(state="error", message=report.error)
     return Status(state="realized", message="")

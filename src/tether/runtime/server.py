@@ -37,7 +37,12 @@ def serve(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    app = create_app(settings.store, ovsdb_tls=tls_files(settings), inventory=settings.inventory())
+    app = create_app(
+        settings.store,
+        ovsdb_tls=tls_files(settings),
+        inventory=settings.inventory(),
+        agent_timeout=int(settings.agent_timeout),
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

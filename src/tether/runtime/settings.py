@@ -57,6 +57,9 @@ class Settings:
     """A MAC moving more than this many times within ``mac_damping_seconds`` is held where
     it is (0 turns damping off)."""
     mac_damping_seconds: str = "180"
+    agent_timeout: str = "30"
+    """Seconds without a heartbeat after which a hypervisor agent counts as gone (its
+    chassis and ports turn to ``error``); agents send one every third of it."""
 
     def inventory(self) -> InventorySettings:
         """The MAC inventory's batching and damping, from these settings."""
@@ -96,6 +99,7 @@ INTEGERS = {
     "mac_batch_ms": (0, 3_600_000),
     "mac_damping_moves": (0, 1_000_000),
     "mac_damping_seconds": (1, 86_400),
+    "agent_timeout": (3, 3_600),
 }
 """Settings that are whole numbers, with their bounds (TOML integers or digit strings)."""
 

@@ -6,17 +6,22 @@ validated against a catalog that saw every earlier write (see :mod:`tether.servi
 
 ``/tether/status/chassis/<chassis id>`` holds the last report of the chassis's agent
 (:mod:`tether.model.reports`): not part of the model, written without the fence.
+``/tether/status/presence/<chassis id>`` says the chassis's agent is alive: it is attached
+to a store lease its agent keeps alive, so it goes when the agent stops.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AGENTS_ONLY_STATUS",
+    "CHASSIS_PRESENCE",
     "CHASSIS_REPORTS",
     "FENCE",
     "MODEL_PREFIX",
     "WATCHABLE_PREFIX",
     "kind_and_id",
     "object_key",
+    "presence_key",
     "report_key",
 ]
 
@@ -25,6 +30,13 @@ WATCHABLE_PREFIX = ROOT
 MODEL_PREFIX = "/tether/model/"
 FENCE = "/tether/model/_fence"
 CHASSIS_REPORTS = "/tether/status/chassis/"
+CHASSIS_PRESENCE = "/tether/status/presence/"
+AGENTS_ONLY_STATUS = (CHASSIS_REPORTS, CHASSIS_PRESENCE)
+"""What agents write about themselves: no agent's model stream carries it."""
+
+
+def presence_key(chassis_id: str) -> str:
+    return f"{CHASSIS_PRESENCE}{chassis_id}"
 
 
 def report_key(chassis_id: str) -> str:

@@ -7,7 +7,8 @@ and the tunnel IPs of all VTEPs). It needs nothing of the rest of the fabric.
 :class:`ChassisScope` follows the stream and says which events to pass:
 
 * every key outside ``networks``, ``ports``, ``routers`` and the MAC claims passes, but
-  the chassis agents' reports (no agent reads them, and each would reach every agent);
+  the chassis agents' reports and presence (no agent reads them, and each would reach every
+  agent);
 * a network, its ports and its claims pass while the network is *relevant*: a port of it is
   bound to the chassis, or a router connects it to such a network;
 * a router passes while one of its networks is relevant;
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from tether.service.inventory import CLAIMS_PREFIX, parse_claim_key
-from tether.service.keys import CHASSIS_REPORTS, MODEL_PREFIX
+from tether.service.keys import AGENTS_ONLY_STATUS, MODEL_PREFIX
 from tether.store import Event, EventType, KeyValue
 
 __all__ = ["ChassisScope", "ScopeChange"]
@@ -122,7 +123,7 @@ class ChassisScope:
 
     def _passes(self, event: Event) -> bool:
         key = event.kv.key
-        if key.startswith(CHASSIS_REPORTS):
+        if key.startswith(AGENTS_ONLY_STATUS):
             return False
         if not _scoped(key):
             return True
