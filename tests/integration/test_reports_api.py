@@ -272,3 +272,18 @@ def test_presence_of_unknown_or_deleted_chassis(quick: httpx.Client) -> None:
     ok(http.delete("/v1/chassis/hv1"))
     assert stored_reports(http, "/tether/status/presence/") == 0, "gone with its chassis"
     assert heartbeat(http).status_code == 404
+
+
+def test_a_new_agent_timeout_applies_to_the_presences_already_there(store_url: str) -> None:
+    """A controller restarted with another ``agent_timeout`` moves each presence to a lease
+    of the new one at its next heartbeat: agents are told the new ttl and held to it."""
+    if store_url.startswith("etcd"):
+        asyncio.run(_wipe(store_url))
+    with running_api(store_url, agent_timeout=3) as url, httpx.Client(base_url=url) as http:
+        make_ports(http)
+        assert ok(heartbeat(http))["ttl"] == 3
+    with running_api(store_url, agent_timeout=6) as url, httpx.Client(base_url=url) as http:
+        ok(report(http, {"revision": revision(http)}))
+        assert ok(heartbeat(http))["ttl"] == 6
+        time.sleep(4)  # past the old 3 s, inside the new 6 s
+        assert status_of(http, "/v1/chassis/hv1")["state"] == "realized"

@@ -71,6 +71,8 @@ async def _run_with(answers: list[int], reporter: Reporter) -> list[dict[str, An
     def handle(request: httpx.Request) -> httpx.Response:
         bodies.append(json.loads(request.content))
         code = answers.pop(0) if answers else 200
+        if code == 404:
+            return httpx.Response(code, json={"error": {"code": "not_found", "field": "chassis"}})
         return httpx.Response(code, json={})
 
     async with httpx.AsyncClient(

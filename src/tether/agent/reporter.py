@@ -8,8 +8,8 @@ down. One task sends the newest report through ``PUT /v1/chassis/{name}/report``
 A report is sent only when a reader would see something different: other ports or states,
 another error, or a change to one of the chassis's ports (or their networks) newer than the
 last report's revision. A change elsewhere in the fabric sends nothing. A refused report
-(400, 413) is not retried until there is a different one; a 404 (the chassis was deleted)
-registers the chassis again first; anything else is retried with back-off.
+(400, 413) is not retried until there is a different one; a 404 naming the chassis (it was
+deleted) registers the chassis again first; anything else is retried with back-off.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from tether.agent.heartbeat import backoff, unknown_chassis
 from tether.model.reports import ChassisReport, PortReport
 
 __all__ = ["Reporter"]
@@ -92,7 +93,7 @@ class Reporter:
                 continue
             try:
                 reply = await self._put(http, report)
-                if reply.status_code == 404:
+                if unknown_chassis(reply):
                     log.warning("chassis %s is unknown to the controller; registering it again",
                                 self.chassis)  # fmt: skip
                     await self.register()
@@ -108,7 +109,7 @@ class Reporter:
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
                     log.warning("report to the controller failed (%s); retrying", exc)
-                await asyncio.sleep(min(RETRY_SECONDS * 2 ** (failures - 1), RETRY_MAX_SECONDS))
+                await asyncio.sleep(min(backoff(RETRY_SECONDS, failures), RETRY_MAX_SECONDS))
                 self._wake.set()
 
     async def _put(self, http: httpx.AsyncClient, report: ChassisReport) -> httpx.Response:

@@ -8,7 +8,8 @@ derived from it (:func:`~tether.model.reports.port_status`), read when they answ
 A report stands while its agent is alive. ``PUT /v1/chassis/{ref}/presence`` (and every
 report) keeps the chassis's presence key alive: the key is attached to a store lease of
 ``agent_timeout`` seconds, which the call refreshes. The first call writes the key; the
-next ones only refresh the lease, so a settled fabric's heartbeats write no revision. When
+next ones only refresh the lease, so a settled fabric's heartbeats write no revision (after
+a change of ``agent_timeout``, the next call moves the key to a lease of the new one). When
 the agent stops calling, the lease runs out, the key goes, and the chassis and its ports
 turn to ``error``. ``DELETE`` ends the presence at once (an agent stopping).
 """
@@ -126,10 +127,10 @@ async def delete_presence(request: Request, ref: str) -> Presence:
     store: Store = request.app.state.store
     kv = await store.get(presence_key(chassis.id))
     if kv is not None:
-        await store.txn([Compare.mod_revision(kv.key, kv.mod_revision)], [Delete(kv.key)])
-        if kv.lease:
-            with contextlib.suppress(LeaseNotFoundError):
-                await store.lease_revoke(kv.lease)
+        try:
+            await store.lease_revoke(kv.lease)  # and its key with it
+        except LeaseNotFoundError:  # ran out meanwhile
+            await store.txn([Compare.mod_revision(kv.key, kv.mod_revision)], [Delete(kv.key)])
     return Presence(chassis=chassis.name, alive=False, ttl=0)
 
 
@@ -144,8 +145,9 @@ async def _keep_present(store: Store, chassis: Chassis, ref: str, ttl: int) -> N
         kv = await store.get(key)
         if kv is not None and kv.lease:
             try:
-                await store.lease_keepalive(kv.lease)
-                return
+                if await store.lease_keepalive(kv.lease) == ttl:
+                    return
+                # granted under another agent_timeout: move the key to a lease of this one
             except LeaseNotFoundError:
                 pass  # ran out just now: the key goes with it
         lease = await store.lease_grant(ttl)
@@ -155,6 +157,9 @@ async def _keep_present(store: Store, chassis: Chassis, ref: str, ttl: int) -> N
             [Get(object_key("chassis", chassis.id))],
         )
         if written.succeeded:
+            if kv is not None and kv.lease:  # the old lease, if any, holds nothing now
+                with contextlib.suppress(LeaseNotFoundError):
+                    await store.lease_revoke(kv.lease)
             return
         with contextlib.suppress(LeaseNotFoundError):
             await store.lease_revoke(lease)

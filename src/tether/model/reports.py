@@ -56,7 +56,8 @@ class ChassisReport(BaseModel):
 
 
 NOT_HEARD = "not heard from (stopped, or cut off from the controller)"
-KEPT = "the switch keeps what it last applied"
+UNREACHED = "changes no longer reach its switch"
+KEPT = "its switch keeps the flows it last applied"
 
 
 def port_status(
@@ -75,7 +76,8 @@ def port_status(
         return Status(state="pending", message=f"chassis {chassis.name} has not reported yet")
     if not alive:
         return Status(
-            state="error", message=f"the agent of chassis {chassis.name} is {NOT_HEARD}; {KEPT}"
+            state="error",
+            message=f"the agent of chassis {chassis.name} is {NOT_HEARD}; {UNREACHED}",
         )
     found = report.ports.get(port.id) if report.revision >= changed_at else None
     if found is not None:
@@ -93,7 +95,10 @@ def chassis_status(report: ChassisReport | None, alive: bool = True) -> Status:
     if report is None:
         return Status(state="pending", message="its agent has not reported yet")
     if not alive:
-        return Status(state="error", message=f"its agent is {NOT_HEARD}; {KEPT}")
+        return Status(
+            state="error",
+            message=f"its agent is {NOT_HEARD}; {KEPT}",
+        )
     if report.error:
         return Status(state="error", message=report.error)
     return Status(state="realized", message="")
