@@ -18,15 +18,18 @@ def ok(reply: httpx.Response, status: int = 200) -> Any:
 
 
 def snapshot(http: httpx.Client) -> dict[str, Any]:
-    """Everything stored; a gateway's ``runtime`` and ``status`` are its agent's, live."""
+    """Everything stored; a gateway's ``runtime`` is its agent's, and every ``status`` is
+    derived when read (from the agents' reports and records), live."""
     kinds = ["networks", "ports", "routers", "chassis", "gateways"]
     state = {kind: ok(http.get(f"/v1/{kind}", params={"limit": 1000}))["items"] for kind in kinds}
     for gateway in state["gateways"]:
         gateway.pop("runtime", None)
-        gateway.pop("status", None)
     state["bindings"] = [
         ok(http.get(f"/v1/gateways/{g['id']}/bindings"))["items"] for g in state["gateways"]
     ]
+    for items in [*(state[kind] for kind in kinds), *state["bindings"]]:
+        for item in items:
+            item.pop("status", None)
     return state
 
 

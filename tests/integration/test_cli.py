@@ -92,17 +92,20 @@ def data(result: Result) -> Any:
 
 
 def snapshot(http: httpx.Client) -> dict[str, Any]:
-    """Everything stored, straight from the API; a gateway's live agent view left out."""
+    """Everything stored, straight from the API; the live views (a gateway's agent record,
+    every status, derived when read) left out."""
     kinds = ["networks", "ports", "routers", "chassis", "gateways"]
     state = {
         kind: http.get(f"/v1/{kind}", params={"limit": 1000}).json()["items"] for kind in kinds
     }
     for gateway in state["gateways"]:
         gateway.pop("runtime", None)
-        gateway.pop("status", None)
     state["bindings"] = [
         http.get(f"/v1/gateways/{g['id']}/bindings").json()["items"] for g in state["gateways"]
     ]
+    for items in [*(state[kind] for kind in kinds), *state["bindings"]]:
+        for item in items:
+            item.pop("status", None)
     return state
 
 

@@ -287,3 +287,48 @@ def test_a_new_agent_timeout_applies_to_the_presences_already_there(store_url: s
         assert ok(heartbeat(http))["ttl"] == 6
         time.sleep(4)  # past the old 3 s, inside the new 6 s
         assert status_of(http, "/v1/chassis/hv1")["state"] == "realized"
+
+
+def test_a_network_and_a_router_are_realized_through_their_chassis(
+    quick: httpx.Client,
+) -> None:
+    """A network waits for its bound ports (not the unbound ones), a router for every
+    chassis carrying one of its networks to apply its latest version; both turn to error
+    when that chassis's agent falls silent."""
+    http = quick
+    vm1 = make_ports(http)["vm1"]["id"]
+    ok(http.post("/v1/networks", json={"name": "db", "subnets": [{"cidr": "10.0.2.0/24"}]}), 201)
+    edge = {"name": "edge", "interfaces": [{"network": "web"}, {"network": "db"}]}
+    ok(http.post("/v1/routers", json=edge), 201)
+    assert status_of(http, "/v1/networks/web") == {
+        "state": "pending",
+        "message": "port vm1: chassis hv1 has not reported yet",
+    }
+    assert status_of(http, "/v1/networks/db")["message"].startswith("not on any chassis")
+    assert status_of(http, "/v1/routers/edge") == {
+        "state": "pending",
+        "message": "chassis hv1: has not reported yet",
+    }
+
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    assert status_of(http, "/v1/networks/web") == {"state": "realized", "message": ""}
+    assert status_of(http, "/v1/routers/edge") == {"state": "realized", "message": ""}
+    listed = {n["name"]: n["status"]["state"] for n in ok(http.get("/v1/networks"))["items"]}
+    assert listed == {"web": "realized", "db": "pending"}
+    assert ok(http.get("/v1/routers"))["items"][0]["status"]["state"] == "realized"
+
+    # a change to the router's other network: hv1 runs the router, so it must apply it
+    ok(http.patch("/v1/networks/db", json={"name": "database"}))
+    assert status_of(http, "/v1/routers/edge") == {
+        "state": "pending",
+        "message": "chassis hv1: has not applied the latest change",
+    }
+    assert status_of(http, "/v1/networks/web")["state"] == "realized", "web did not change"
+    ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
+    assert status_of(http, "/v1/routers/edge")["state"] == "realized"
+
+    ok(http.delete("/v1/chassis/hv1/presence"))
+    assert status_of(http, "/v1/networks/web")["message"].startswith(
+        "port vm1: the agent of chassis hv1 is not heard from"
+    )
+    assert status_of(http, "/v1/routers/edge")["state"] == "error"

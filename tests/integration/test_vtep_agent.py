@@ -165,6 +165,14 @@ def test_the_model_reaches_the_switch_and_leaves_it(
     assert runtime["transactions"] >= 10, "3 rows per transaction: at least ten transactions"
     assert runtime["desired_generation"] == runtime["realized_generation"] > 0
     assert runtime["bound_ports"] == ["eth1"] and runtime["rows"]["Ucast_Macs_Remote"] == 24
+    (binding,) = http.get("/v1/gateways/tor1/bindings").json()["items"]
+    assert binding["status"] == {"state": "realized", "message": ""}
+    web = http.get("/v1/networks/web").json()["status"]
+    assert web["state"] == "pending", "realized on the switch, not on its ports' chassis"
+    assert (
+        web["message"].startswith("port ")
+        and "has not reported yet (and 23 more)" in web["message"]
+    )
 
     # a move and an unbind reach the switch too
     http.patch("/v1/chassis/hv1", json={"tunnel_ip": "192.0.2.13"}).raise_for_status()
@@ -200,6 +208,11 @@ def test_a_missing_port_and_an_unreachable_switch_are_reported(
         time.sleep(0.1)
     assert "eth9" in errors["tor1"]
     assert http.get("/v1/gateways/tor2").json()["status"]["state"] == "error"
+    web = http.get("/v1/networks/web").json()["status"]
+    assert web["state"] == "error" and web["message"].startswith("gateway tor1: ")
+    assert "eth9" in web["message"]
+    (binding,) = http.get("/v1/gateways/tor1/bindings").json()["items"]
+    assert binding["status"]["state"] == "error" and "eth9" in binding["status"]["message"]
 
 
 def test_state_consistent_needs_the_column_or_an_online_conversion(tmp_path: Path) -> None:

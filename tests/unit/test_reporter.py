@@ -13,7 +13,7 @@ from tether.agent import reporter as reporter_module
 from tether.agent.reporter import Reporter
 from tether.agent.runner import UNKNOWN_CHASSIS, _newest_revision
 from tether.model import Catalog
-from tether.model.resources import Chassis, Network, Port
+from tether.model.resources import Chassis, Network, Port, Router, RouterInterface
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +128,18 @@ def test_the_newest_revision_covers_the_chassis_its_ports_and_their_networks() -
     assert _newest_revision(catalog, "hv1") == 5  # not n2: no port of hv1 is on it
     catalog.mod_revisions[("chassis", "c1")] = 12  # registered again
     assert _newest_revision(catalog, "hv1") == 12
+
+    # a router on n1 and n2: hv1 runs its part, so the router and n2 count too
+    router = Router(
+        id="r1",
+        name="edge",
+        interfaces=[
+            RouterInterface(network="n1", ip="10.0.1.1", mac="02:00:00:00:ff:01"),
+            RouterInterface(network="n2", ip="10.0.2.1", mac="02:00:00:00:ff:02"),
+        ],
+    )
+    catalog.put("routers", router)
+    catalog.mod_revisions[("routers", "r1")] = 14
+    assert _newest_revision(catalog, "hv1") == 14
+    catalog.mod_revisions[("networks", "n2")] = 20
+    assert _newest_revision(catalog, "hv1") == 20

@@ -48,7 +48,7 @@ from tether.agent.mirror import ReadOnlyStore, WatchedStore
 from tether.agent.reporter import Reporter
 from tether.model import Catalog
 from tether.model.devices import device_tunnel_ips
-from tether.model.resources import Port
+from tether.model.resources import Port, Router
 from tether.openflow import Flow, compile_flows
 from tether.openflow.dhcp import DhcpLease
 from tether.openflow.pipeline import cookie_of
@@ -602,22 +602,28 @@ def _brief(exc: httpx.HTTPError) -> str:
 
 
 def _newest_revision(catalog: Catalog, chassis: str) -> int:
-    """The newest store revision of ``chassis`` itself, of the ports bound to it and of
-    their networks; :data:`UNKNOWN_CHASSIS` when the chassis is not in the model (deleted:
-    a report finds out, and registers it again)."""
+    """The newest store revision of ``chassis`` itself, of the ports bound to it, of their
+    networks and of the routers on those networks (with the routers' other networks): what
+    its ports' and its routers' status is read against. :data:`UNKNOWN_CHASSIS` when the
+    chassis is not in the model (deleted: a report finds out, and registers it again)."""
     revisions = catalog.mod_revisions
     holder = catalog.holder("name", "chassis", "", chassis)
     if holder is None:
         return UNKNOWN_CHASSIS
     newest = revisions.get(("chassis", holder[1]), 0)
+    networks: set[str] = set()
     for port in catalog.objects["ports"].values():
         if isinstance(port, Port) and port.chassis == chassis:
-            newest = max(
-                newest,
-                revisions.get(("ports", port.id), 0),
-                revisions.get(("networks", port.network), 0),
-            )
-    return newest
+            networks.add(port.network)
+            newest = max(newest, revisions.get(("ports", port.id), 0))
+    reached = set(networks)
+    for network in networks:
+        for kind, obj_id in catalog.dependents("network", network):
+            router = catalog.objects[kind].get(obj_id) if kind == "routers" else None
+            if isinstance(router, Router):
+                newest = max(newest, revisions.get(("routers", router.id), 0))
+                reached.update(iface.network for iface in router.interfaces)
+    return max([newest] + [revisions.get(("networks", n), 0) for n in reached])
 
 
 def _port_of(ports: Mapping[str, Any], names: Mapping[str, Port], iface_id: str) -> Port | None:

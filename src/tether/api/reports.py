@@ -58,6 +58,7 @@ __all__ = [
     "forget_report",
     "port_statuses",
     "report_errors",
+    "reports_and_presence",
     "router",
     "where_bound",
 ]
@@ -228,6 +229,15 @@ async def port_statuses(store: Store, bound: list[Bound]) -> list[Status]:
         )
         for b in bound
     ]
+
+
+async def reports_and_presence(
+    store: Store, chassis_ids: Iterable[str]
+) -> tuple[dict[str, ChassisReport], set[str]]:
+    """The reports of these chassis, and which of their agents are alive."""
+    ids = set(chassis_ids)
+    reports, alive = await asyncio.gather(_reports(store, ids), _present(store, ids))
+    return reports, alive
 
 
 async def chassis_statuses(store: Store, chassis: list[Chassis]) -> list[Status]:

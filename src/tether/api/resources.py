@@ -12,6 +12,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from tether.api.reports import chassis_statuses, forget_report, port_statuses, where_bound
+from tether.api.rollups import (
+    binding_statuses,
+    network_needs,
+    network_statuses,
+    router_needs,
+    router_statuses,
+)
 from tether.api.runtime import gateway_status, gateway_statuses
 from tether.model import KINDS, InvalidError, Resource, Rules
 from tether.model.bulk import BulkRequest, apply_bulk
@@ -36,6 +43,7 @@ from tether.model.resources import (
     RouterCreate,
     RouterInterfaceCreate,
     RouterUpdate,
+    Status,
 )
 from tether.service.models import ModelService
 from tether.vtep.schema_check import ensure_state_consistent
@@ -121,13 +129,22 @@ async def _write(request: Request, operation: Any) -> Any:
 async def list_networks(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    async with _service(request).reading():
-        return _page(
-            _service(request).objects("networks"),
-            after=after,
-            limit=limit,
-            filters={"tenant": tenant},
+    service = _service(request)
+    async with service.reading():
+        page = _page(
+            service.objects("networks"), after=after, limit=limit, filters={"tenant": tenant}
         )
+        needs = network_needs(
+            service, [service.catalog.get(Network, item["id"]) for item in page.items]
+        )
+    _set_statuses(page, await network_statuses(request.app.state.store, needs))
+    return page
+
+
+def _set_statuses(page: Page, statuses: list[Status]) -> None:
+    """Each item's status, derived when read (not the stored one)."""
+    for item, status in zip(page.items, statuses, strict=True):
+        item["status"] = status.model_dump()
 
 
 @router.post("/networks", response_model=Network, status_code=201, tags=["networks"])
@@ -137,8 +154,12 @@ async def create_network(request: Request, body: NetworkCreate) -> Any:
 
 @router.get("/networks/{ref}", response_model=Network, tags=["networks"])
 async def get_network(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
-    async with _service(request).reading():
-        return _service(request).catalog.resolve(Network, ref, tenant=tenant, field="network")
+    service = _service(request)
+    async with service.reading():
+        network = service.catalog.resolve(Network, ref, tenant=tenant, field="network")
+        needs = network_needs(service, [network])
+    (status,) = await network_statuses(request.app.state.store, needs)
+    return network.model_copy(update={"status": status})
 
 
 @router.patch("/networks/{ref}", response_model=Network, tags=["networks"])
@@ -186,9 +207,7 @@ async def list_ports(
         filters = {"tenant": tenant, "network": network_id, "chassis": chassis_name}
         page = _page(service.objects("ports"), after=after, limit=limit, filters=filters)
         bound = where_bound(service, [catalog.get(Port, item["id"]) for item in page.items])
-    statuses = await port_statuses(request.app.state.store, bound)
-    for item, status in zip(page.items, statuses, strict=True):
-        item["status"] = status.model_dump()
+    _set_statuses(page, await port_statuses(request.app.state.store, bound))
     return page
 
 
@@ -226,13 +245,16 @@ async def delete_port(request: Request, ref: str, tenant: str | None = TenantQue
 async def list_routers(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    async with _service(request).reading():
-        return _page(
-            _service(request).objects("routers"),
-            after=after,
-            limit=limit,
-            filters={"tenant": tenant},
+    service = _service(request)
+    async with service.reading():
+        page = _page(
+            service.objects("routers"), after=after, limit=limit, filters={"tenant": tenant}
         )
+        needs = router_needs(
+            service, [service.catalog.get(Router, item["id"]) for item in page.items]
+        )
+    _set_statuses(page, await router_statuses(request.app.state.store, needs))
+    return page
 
 
 @router.post("/routers", response_model=Router, status_code=201, tags=["routers"])
@@ -242,8 +264,12 @@ async def create_router(request: Request, body: RouterCreate) -> Any:
 
 @router.get("/routers/{ref}", response_model=Router, tags=["routers"])
 async def get_router(request: Request, ref: str, tenant: str | None = TenantQuery) -> Any:
-    async with _service(request).reading():
-        return _service(request).catalog.resolve(Router, ref, tenant=tenant, field="router")
+    service = _service(request)
+    async with service.reading():
+        found = service.catalog.resolve(Router, ref, tenant=tenant, field="router")
+        needs = router_needs(service, [found])
+    (status,) = await router_statuses(request.app.state.store, needs)
+    return found.model_copy(update={"status": status})
 
 
 @router.patch("/routers/{ref}", response_model=Router, tags=["routers"])
@@ -301,9 +327,7 @@ async def list_chassis(request: Request, limit: int = Limit, after: str | None =
     async with service.reading():
         page = _page(service.objects("chassis"), after=after, limit=limit, filters={})
         chassis = [service.catalog.get(Chassis, item["id"]) for item in page.items]
-    statuses = await chassis_statuses(request.app.state.store, chassis)
-    for item, status in zip(page.items, statuses, strict=True):
-        item["status"] = status.model_dump()
+    _set_statuses(page, await chassis_statuses(request.app.state.store, chassis))
     return page
 
 
@@ -399,9 +423,12 @@ async def list_bindings(
     service = _service(request)
     async with service.reading():
         gateway = service.catalog.resolve(Gateway, ref, field="gateway")
-        return _page(
+        page = _page(
             service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name}
         )
+        bindings = [service.catalog.get(GatewayBinding, item["id"]) for item in page.items]
+    _set_statuses(page, await binding_statuses(request.app.state.store, gateway.id, bindings))
+    return page
 
 
 @router.post(
