@@ -327,6 +327,19 @@ def test_a_network_and_a_router_are_realized_through_their_chassis(
     ok(report(http, {"revision": revision(http), "ports": {vm1: {"state": "realized"}}}))
     assert status_of(http, "/v1/routers/edge")["state"] == "realized"
 
+    # a port on web bound to hv2, whose agent reported before: hv2 now runs the router too,
+    # and has not applied it yet, however recent its last report
+    ok(http.post("/v1/chassis", json={"name": "hv2", "tunnel_ip": "192.0.2.12"}), 201)
+    ok(report(http, {"revision": revision(http)}, chassis="hv2"))
+    ok(http.patch("/v1/ports/vm2", json={"chassis": "hv2"}))
+    assert status_of(http, "/v1/routers/edge") == {
+        "state": "pending",
+        "message": "chassis hv2: has not applied the latest change",
+    }
+    vm2 = ok(http.get("/v1/ports/vm2"))["id"]
+    ok(report(http, {"revision": revision(http), "ports": {vm2: {"state": "realized"}}}, "hv2"))
+    assert status_of(http, "/v1/routers/edge")["state"] == "realized"
+
     ok(http.delete("/v1/chassis/hv1/presence"))
     assert status_of(http, "/v1/networks/web")["message"].startswith(
         "port vm1: the agent of chassis hv1 is not heard from"

@@ -42,31 +42,37 @@ def test_nothing_to_realize_through_is_pending_with_why() -> None:
 RUNTIME: dict[str, Any] = {
     "state": "realized",
     "connection": "connected",
-    "bound_ports": ["eth1"],
+    "desired_generation": 40,
+    "vlan_bindings": [["eth1", 100]],
     "last_error": "",
 }
+ETH1 = ("eth1", 100)
 
 
 @pytest.mark.parametrize(
-    ("runtime", "port", "expected"),
+    ("runtime", "binding", "changed_at", "expected"),
     [
-        (None, None, pending("its agent has not reported yet")),
-        (RUNTIME, None, REALIZED),
-        (RUNTIME, "eth1", REALIZED),
-        (RUNTIME, "eth2", pending("port eth2 is not bound on the switch")),
-        ({**RUNTIME, "state": "error", "last_error": "refused"}, "eth1", error("refused")),
-        ({**RUNTIME, "state": "pending"}, None, pending("applying its latest change")),
+        (None, ETH1, 30, pending("its agent has not reported yet")),
+        (RUNTIME, ETH1, 30, REALIZED),
+        (RUNTIME, ETH1, 40, REALIZED),
+        # the agent was not given the binding yet (its desired state is older)
+        (RUNTIME, ETH1, 41, pending("applying its latest change")),
+        (RUNTIME, ("eth1", 200), 30, pending("port eth1 VLAN 200 is not bound yet")),
+        (RUNTIME, ("eth2", 100), 30, pending("port eth2 VLAN 100 is not bound yet")),
+        ({**RUNTIME, "state": "error", "last_error": "refused"}, ETH1, 30, error("refused")),
+        ({**RUNTIME, "state": "pending"}, ETH1, 30, pending("applying its latest change")),
         (
             {**RUNTIME, "state": "pending", "connection": "connecting"},
-            None,
+            ETH1,
+            30,
             pending("switch connecting"),
         ),
     ],
 )
 def test_a_gateway_part_follows_its_agents_record(
-    runtime: dict[str, Any] | None, port: str | None, expected: Status
+    runtime: dict[str, Any] | None, binding: tuple[str, int], changed_at: int, expected: Status
 ) -> None:
-    assert gateway_part(runtime, port) == expected
+    assert gateway_part(runtime, binding, changed_at) == expected
 
 
 def test_a_chassis_part_needs_the_latest_change_applied_by_a_live_agent() -> None:

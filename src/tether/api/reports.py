@@ -253,7 +253,7 @@ async def all_reports(store: Store) -> dict[str, ChassisReport]:
     reports = {}
     for kv in listing.kvs:
         chassis_id = kv.key.removeprefix(CHASSIS_REPORTS)
-        if (report := _parse(chassis_id, kv.value)) is not None:
+        if (report := _parse(chassis_id, kv.value, kv.mod_revision)) is not None:
             reports[chassis_id] = report
     return reports
 
@@ -307,7 +307,8 @@ async def _reports(store: Store, chassis_ids: Iterable[str]) -> dict[str, Chassi
     found = await asyncio.gather(*(store.get(report_key(i)) for i in ids))
     reports = {}
     for chassis_id, kv in zip(ids, found, strict=True):
-        if kv is not None and (report := _parse(chassis_id, kv.value)) is not None:
+        report = _parse(chassis_id, kv.value, kv.mod_revision) if kv is not None else None
+        if report is not None:
             reports[chassis_id] = report
     return reports
 
@@ -318,9 +319,23 @@ async def _present(store: Store, chassis_ids: Iterable[str]) -> set[str]:
     return {chassis_id for chassis_id, kv in zip(ids, found, strict=True) if kv is not None}
 
 
-def _parse(chassis_id: str, value: bytes) -> ChassisReport | None:
+MAX_PARSED = 4096
+_parsed: dict[tuple[str, int, int], ChassisReport] = {}
+"""Reports already parsed, by (chassis id, store revision, hash of the value): each status
+read parses only what changed since (a full report is 10,000 ports, about 17 ms to parse)."""
+
+
+def _parse(chassis_id: str, value: bytes, revision: int = 0) -> ChassisReport | None:
+    key = (chassis_id, revision, hash(value))
+    found = _parsed.get(key)
+    if found is not None:
+        return found
     try:
-        return ChassisReport.model_validate_json(value)
+        found = ChassisReport.model_validate_json(value)
     except ValidationError:
         log.error("the report of chassis %s cannot be read; ignored", chassis_id)
         return None
+    if len(_parsed) >= MAX_PARSED:
+        del _parsed[next(iter(_parsed))]  # the oldest
+    _parsed[key] = found
+    return found

@@ -426,7 +426,13 @@ async def list_bindings(
         page = _page(
             service.objects("bindings"), after=after, limit=limit, filters={"gateway": gateway.name}
         )
-        bindings = [service.catalog.get(GatewayBinding, item["id"]) for item in page.items]
+        bindings = [
+            (
+                service.catalog.get(GatewayBinding, item["id"]),
+                service.catalog.mod_revisions.get(("bindings", item["id"]), 0),
+            )
+            for item in page.items
+        ]
     _set_statuses(page, await binding_statuses(request.app.state.store, gateway.id, bindings))
     return page
 

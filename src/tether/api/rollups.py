@@ -33,21 +33,22 @@ NO_ROUTER_PART = "no chassis has a bound port on its networks yet"
 class NetworkNeeds:
     ports: list[Bound]
     """Its ports bound to a chassis."""
-    gateways: list[tuple[str, str, str]]
-    """(gateway id, gateway name, physical port) of each binding of it."""
+    gateways: list[tuple[str, GatewayBinding, int]]
+    """(gateway id, binding, the binding's store revision) of each binding of it."""
 
 
 @dataclass(frozen=True, slots=True)
 class RouterNeeds:
-    chassis: list[Chassis]
-    """Every chassis with a bound port on one of its networks."""
-    changed_at: int
-    """The newest store revision of the router and of its networks."""
+    chassis: list[tuple[Chassis, int]]
+    """Every chassis with a bound port on one of its networks, with the store revision it
+    must have applied: the newest of the router, its networks and that chassis's ports on
+    them (a port newly bound there brings the router's part to it)."""
 
 
 def network_needs(service: ModelService, networks: list[Network]) -> list[NetworkNeeds]:
     """Call under ``service.reading()``."""
     catalog = service.catalog
+    revisions = catalog.mod_revisions
     found = []
     for network in networks:
         ports: list[Port] = []
@@ -59,7 +60,7 @@ def network_needs(service: ModelService, networks: list[Network]) -> list[Networ
             elif isinstance(obj, GatewayBinding):
                 holder = catalog.holder("name", "gateways", "", obj.gateway)
                 if holder is not None:
-                    gateways.append((holder[1], obj.gateway, obj.port))
+                    gateways.append((holder[1], obj, revisions.get(("bindings", obj.id), 0)))
         found.append(NetworkNeeds(where_bound(service, ports), gateways))
     return found
 
@@ -72,50 +73,63 @@ async def network_statuses(store: Store, needs: list[NetworkNeeds]) -> list[Stat
     for need in needs:
         parts = [Part(f"port {b.port.name or b.port.id}", next(port_states)) for b in need.ports]
         parts += [
-            Part(f"gateway {name}", gateway_part(runtimes.get(gateway_id), port))
-            for gateway_id, name, port in need.gateways
+            Part(
+                f"gateway {binding.gateway}",
+                gateway_part(runtimes.get(gateway_id), (binding.port, binding.vlan), changed_at),
+            )
+            for gateway_id, binding, changed_at in need.gateways
         ]
         statuses.append(rollup(parts, NO_NETWORK_PART))
     return statuses
 
 
 def router_needs(service: ModelService, routers: list[Router]) -> list[RouterNeeds]:
-    """Call under ``service.reading()``."""
+    """Call under ``service.reading()``. Each network's ports are walked once per call,
+    however many routers share it."""
     catalog = service.catalog
-    found = []
-    for router in routers:
-        networks = {iface.network for iface in router.interfaces}
-        names: set[str] = set()
-        for network in networks:
+    revisions = catalog.mod_revisions
+    carried: dict[str, dict[str, int]] = {}
+    """network id -> {chassis name: newest revision of its ports there}."""
+
+    def carriers(network: str) -> dict[str, int]:
+        if network not in carried:
+            newest: dict[str, int] = {}
             for kind, obj_id in catalog.dependents("network", network):
                 port = catalog.objects[kind].get(obj_id) if kind == "ports" else None
                 if isinstance(port, Port) and port.chassis:
-                    names.add(port.chassis)
-        chassis = []
-        for name in sorted(names):
-            holder = catalog.holder("name", "chassis", "", name)
-            if holder is not None:
-                chassis.append(catalog.get(Chassis, holder[1]))
-        revisions = catalog.mod_revisions
-        changed_at = max(
+                    revision = revisions.get(("ports", port.id), 0)
+                    newest[port.chassis] = max(newest.get(port.chassis, 0), revision)
+            carried[network] = newest
+        return carried[network]
+
+    found = []
+    for router in routers:
+        networks = sorted({iface.network for iface in router.interfaces})
+        base = max(
             [revisions.get(("routers", router.id), 0)]
             + [revisions.get(("networks", n), 0) for n in networks]
         )
-        found.append(RouterNeeds(chassis, changed_at))
+        needed: dict[str, int] = {}
+        for network in networks:
+            for name, revision in carriers(network).items():
+                needed[name] = max(needed.get(name, base), revision)
+        chassis = []
+        for name, revision in sorted(needed.items()):
+            holder = catalog.holder("name", "chassis", "", name)
+            if holder is not None:
+                chassis.append((catalog.get(Chassis, holder[1]), revision))
+        found.append(RouterNeeds(chassis))
     return found
 
 
 async def router_statuses(store: Store, needs: list[RouterNeeds]) -> list[Status]:
-    ids = {c.id for need in needs for c in need.chassis}
+    ids = {c.id for need in needs for c, _ in need.chassis}
     reports, alive = await reports_and_presence(store, ids)
     return [
         rollup(
             [
-                Part(
-                    f"chassis {c.name}",
-                    chassis_part(reports.get(c.id), c.id in alive, need.changed_at),
-                )
-                for c in need.chassis
+                Part(f"chassis {c.name}", chassis_part(reports.get(c.id), c.id in alive, at))
+                for c, at in need.chassis
             ],
             NO_ROUTER_PART,
         )
@@ -124,10 +138,11 @@ async def router_statuses(store: Store, needs: list[RouterNeeds]) -> list[Status
 
 
 async def binding_statuses(
-    store: Store, gateway_id: str, bindings: list[GatewayBinding]
+    store: Store, gateway_id: str, bindings: list[tuple[GatewayBinding, int]]
 ) -> list[Status]:
-    """The status of bindings of one gateway."""
+    """The status of bindings of one gateway, each with its store revision."""
     runtime = await gateway_status(store, gateway_id) if bindings else None
     return [
-        rollup([Part(f"gateway {b.gateway}", gateway_part(runtime, b.port))], "") for b in bindings
+        rollup([Part(f"gateway {b.gateway}", gateway_part(runtime, (b.port, b.vlan), at))], "")
+        for b, at in bindings
     ]

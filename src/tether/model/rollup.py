@@ -6,8 +6,8 @@
 * A **router** is realized through every chassis with a bound port on one of its networks:
   each chassis's agent runs the router's part of the pipeline, so each must have applied the
   router's latest version.
-* A **gateway binding** is realized through its gateway, once the switch has the physical
-  port bound.
+* A **gateway binding** is realized through its gateway, once the gateway's agent was given
+  the binding and the switch holds it (``Physical_Port.vlan_bindings``).
 
 :func:`rollup` gives the worst of the parts: ``error`` if any part is in error, else
 ``pending`` if any part is pending, else ``realized``; the message names the first such part
@@ -49,21 +49,29 @@ def rollup(parts: Sequence[Part], nothing: str) -> Status:
     return REALIZED
 
 
-def gateway_part(runtime: Mapping[str, Any] | None, port: str | None = None) -> Status:
-    """A gateway's status from its VTEP agent's record (``runtime``); with ``port``, also
-    whether the switch has that physical port bound."""
+def gateway_part(
+    runtime: Mapping[str, Any] | None, binding: tuple[str, int], changed_at: int
+) -> Status:
+    """A gateway's status for one of its bindings, ``(physical port, VLAN)`` written at store
+    revision ``changed_at``, from its VTEP agent's record (``runtime``). The agent's desired
+    generation is the store revision its desired state was computed at; a binding always
+    changes that state, so a generation older than the binding means the agent has not been
+    given it yet. An error of the gateway holds every binding: the switch is not converging.
+    """
     if runtime is None:
         return Status(state="pending", message="its agent has not reported yet")
     state = runtime.get("state")
     if state == "error":
         return Status(state="error", message=str(runtime.get("last_error") or "error"))
-    if state != "realized":
-        connection = runtime.get("connection")
-        if connection != "connected":
-            return Status(state="pending", message=f"switch {connection or 'not connected'}")
+    connection = runtime.get("connection")
+    if connection != "connected":
+        return Status(state="pending", message=f"switch {connection or 'not connected'}")
+    generation = runtime.get("desired_generation")
+    if state != "realized" or not isinstance(generation, int) or generation < changed_at:
         return Status(state="pending", message="applying its latest change")
-    if port is not None and port not in (runtime.get("bound_ports") or ()):
-        return Status(state="pending", message=f"port {port} is not bound on the switch")
+    port, vlan = binding
+    if [port, vlan] not in (runtime.get("vlan_bindings") or ()):
+        return Status(state="pending", message=f"port {port} VLAN {vlan} is not bound yet")
     return REALIZED
 
 

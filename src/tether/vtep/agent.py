@@ -74,6 +74,8 @@ class GatewayStatus:
     realized_generation: int = 0
     stage: str = ""
     bound_ports: tuple[str, ...] = ()
+    vlan_bindings: tuple[tuple[str, int], ...] = ()
+    """(physical port, VLAN) of every ``vlan_bindings`` entry the switch holds."""
     rows: Mapping[str, int] = field(default_factory=dict)
     last_error: str = ""
     transactions: int = 0
@@ -102,6 +104,7 @@ class GatewayStatus:
             "realized_generation": self.realized_generation,
             "stage": self.stage,
             "bound_ports": list(self.bound_ports),
+            "vlan_bindings": [list(pair) for pair in self.vlan_bindings],
             "rows": dict(self.rows),
             "last_error": self.last_error,
             "transactions": self.transactions,
@@ -302,6 +305,7 @@ class VtepAgent:
         counts = {table: len(tables[table]) for table in TABLES}
         self._report(
             bound_ports=tuple(sorted({p for p, _ in view.bindings})),
+            vlan_bindings=tuple(sorted(view.bindings)),
             rows=counts,
             switch_tunnel_ips=view.tunnel_ips,
         )
