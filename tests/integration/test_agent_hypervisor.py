@@ -7,6 +7,7 @@ gets nowhere. (Issue 5: the agent's shell before its model sync.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -222,57 +223,42 @@ async def test_port_status_follows_what_the_agent_applied(
     """A port says ``realized`` once its flows are on the bridge, and ``pending`` while a
     change to it waits for the agent; the chassis says ``realized``; once settled, nothing
     is written, synced or reported again."""
-    ovs = hypervisor.ovs
-    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            await _web(http, 1, 2)
-            agent = HypervisorAgent(_settings(ovs, url), ovs)
-            await agent.start()
-            try:
+    async with _agent_on_api(hypervisor, tmp_path) as (http, agent):
+        await _eventually(lambda: _both_realized(http), "both ports realized")
+        assert _has_flows_for(agent, MACS[1]) and _has_flows_for(agent, MACS[2])
+        chassis = (await http.get("/v1/chassis/hv1")).json()
+        assert chassis["status"] == {"state": "realized", "message": ""}
 
-                def status(port: str) -> Any:
-                    return _port_status(http, port)
+        # nothing changes, so nothing is written, synced or reported
+        async def settled() -> bool:
+            before = (await http.get("/healthz")).json()["revision"]
+            await asyncio.sleep(0.5)
+            return bool((await http.get("/healthz")).json()["revision"] == before)
 
-                def realized() -> Any:
-                    return _both_realized(http)
+        await _eventually(settled, "the store settles")
+        counts = (agent.state.syncs, agent.reporter.sent)
+        await asyncio.sleep(1.0)
+        assert (agent.state.syncs, agent.reporter.sent) == counts
 
-                await _eventually(realized, "both ports realized")
-                assert _has_flows_for(agent, MACS[1]) and _has_flows_for(agent, MACS[2])
-                chassis = (await http.get("/v1/chassis/hv1")).json()
-                assert chassis["status"] == {"state": "realized", "message": ""}
+        # changed, and not yet applied: pending until the agent's flows are in
+        gate = asyncio.Event()
+        apply = agent.applier.apply
 
-                # nothing changes, so nothing is written, synced or reported
-                async def settled() -> bool:
-                    before = (await http.get("/healthz")).json()["revision"]
-                    await asyncio.sleep(0.5)
-                    return bool((await http.get("/healthz")).json()["revision"] == before)
+        async def held(desired: frozenset[Any]) -> None:
+            await gate.wait()
+            await apply(desired)
 
-                await _eventually(settled, "the store settles")
-                counts = (agent.state.syncs, agent.reporter.sent)
-                await asyncio.sleep(1.0)
-                assert (agent.state.syncs, agent.reporter.sent) == counts
-
-                # changed, and not yet applied: pending until the agent's flows are in
-                gate = asyncio.Event()
-                apply = agent.applier.apply
-
-                async def held(desired: frozenset[Any]) -> None:
-                    await gate.wait()
-                    await apply(desired)
-
-                agent.applier.apply = held  # type: ignore[method-assign]
-                patch = {"ips": ["10.0.1.21"]}
-                (await http.patch("/v1/ports/vm1", json=patch)).raise_for_status()
-                await asyncio.sleep(0.5)
-                assert (await status("vm1")) == {
-                    "state": "pending",
-                    "message": "waiting for chassis hv1 to apply it",
-                }
-                agent.applier.apply = apply  # type: ignore[method-assign]
-                gate.set()
-                await _eventually(realized, "vm1 realized once applied")
-            finally:
-                await agent.stop()
+        agent.applier.apply = held  # type: ignore[method-assign]
+        patch = {"ips": ["10.0.1.21"]}
+        (await http.patch("/v1/ports/vm1", json=patch)).raise_for_status()
+        await asyncio.sleep(0.5)
+        assert (await _port_status(http, "vm1")) == {
+            "state": "pending",
+            "message": "waiting for chassis hv1 to apply it",
+        }
+        agent.applier.apply = apply  # type: ignore[method-assign]
+        gate.set()
+        await _eventually(lambda: _both_realized(http), "vm1 realized once applied")
 
 
 async def test_port_status_says_why_a_port_is_not_realized(
@@ -281,71 +267,57 @@ async def test_port_status_says_why_a_port_is_not_realized(
     """Unplugged: ``pending``, no interface; an interface Open vSwitch cannot attach:
     ``error`` with its reason, also in the status summary."""
     ovs = hypervisor.ovs
-    with running_api(f"sqlite:{tmp_path / 'tether.db'}") as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            await _web(http, 1, 2)
-            agent = HypervisorAgent(_settings(ovs, url), ovs)
-            await agent.start()
-            try:
+    async with _agent_on_api(hypervisor, tmp_path) as (http, agent):
+        await _eventually(lambda: _both_realized(http), "both ports realized")
 
-                def status(port: str) -> Any:
-                    return _port_status(http, port)
+        await ovs.vsctl("del-port", "br-int", "p2")
 
-                def realized() -> Any:
-                    return _both_realized(http)
+        async def unplugged() -> bool:
+            return (await _port_status(http, "vm2")) == {
+                "state": "pending",
+                "message": "no interface for it on chassis hv1",
+            }
 
-                await _eventually(realized, "both ports realized")
+        await _eventually(unplugged, "vm2 pending once unplugged")
+        assert not _has_flows_for(agent, MACS[2])
 
-                await ovs.vsctl("del-port", "br-int", "p2")
+        port = {"network": "web", "name": "vm3", "mac": "02:00:00:00:02:03",
+                "ips": ["10.0.1.13"], "chassis": "hv1"}  # fmt: skip
+        (await http.post("/v1/ports", json=port)).raise_for_status()
+        await ovs.vsctl(
+            "add-port", "br-int", "tapgone", "--",
+            "set", "Interface", "tapgone", "external_ids:iface-id=vm3",
+        )  # fmt: skip
 
-                async def unplugged() -> bool:
-                    return (await status("vm2")) == {
-                        "state": "pending",
-                        "message": "no interface for it on chassis hv1",
-                    }
+        async def broken() -> bool:
+            found = await _port_status(http, "vm3")
+            return found["state"] == "error" and "tapgone" in found["message"]
 
-                await _eventually(unplugged, "vm2 pending once unplugged")
-                assert not _has_flows_for(agent, MACS[2])
+        await _eventually(broken, "vm3 in error with the reason")
+        summary = (await http.get("/v1/status")).json()
+        assert [e["name"] for e in summary["errors"]] == ["vm3"]
+        assert (await _port_status(http, "vm1"))["state"] == "realized"
 
-                port = {"network": "web", "name": "vm3", "mac": "02:00:00:00:02:03",
-                        "ips": ["10.0.1.13"], "chassis": "hv1"}  # fmt: skip
-                (await http.post("/v1/ports", json=port)).raise_for_status()
-                await ovs.vsctl(
-                    "add-port", "br-int", "tapgone", "--",
-                    "set", "Interface", "tapgone", "external_ids:iface-id=vm3",
-                )  # fmt: skip
+        # the switch is gone: so are the ports, even through syncs that change nothing
+        await ovs.kill_vswitchd()
 
-                async def broken() -> bool:
-                    found = await status("vm3")
-                    return found["state"] == "error" and "tapgone" in found["message"]
+        async def down() -> bool:
+            found = await _port_status(http, "vm1")
+            return found["state"] == "error" and "lost the OpenFlow" in found["message"]
 
-                await _eventually(broken, "vm3 in error with the reason")
-                summary = (await http.get("/v1/status")).json()
-                assert [e["name"] for e in summary["errors"]] == ["vm3"]
-                assert (await status("vm1"))["state"] == "realized"
+        await _eventually(down, "vm1 down with its switch")
+        syncs = agent.state.syncs
+        other = {"name": "other", "vni": 5999}
+        (await http.post("/v1/networks", json=other)).raise_for_status()
+        await _eventually(lambda: agent.state.syncs > syncs, "a sync during the outage")
+        await asyncio.sleep(0.3)
+        assert await down(), "a sync while the switch is gone must not say realized"
+        await ovs.restart_vswitchd()
 
-                # the switch is gone: so are the ports, even through syncs that change nothing
-                await ovs.kill_vswitchd()
+        async def back() -> bool:
+            return (await _port_status(http, "vm1")) == {"state": "realized", "message": ""}
 
-                async def down() -> bool:
-                    found = await status("vm1")
-                    return found["state"] == "error" and "lost the OpenFlow" in found["message"]
-
-                await _eventually(down, "vm1 down with its switch")
-                syncs = agent.state.syncs
-                other = {"name": "other", "vni": 5999}
-                (await http.post("/v1/networks", json=other)).raise_for_status()
-                await _eventually(lambda: agent.state.syncs > syncs, "a sync during the outage")
-                await asyncio.sleep(0.3)
-                assert await down(), "a sync while the switch is gone must not say realized"
-                await ovs.restart_vswitchd()
-
-                async def back() -> bool:
-                    return (await status("vm1")) == {"state": "realized", "message": ""}
-
-                await _eventually(back, "vm1 realized once its flows are back")
-            finally:
-                await agent.stop()
+        await _eventually(back, "vm1 realized once its flows are back")
 
 
 async def test_a_silent_or_stopped_agent_turns_its_ports_to_error(
@@ -355,50 +327,59 @@ async def test_a_silent_or_stopped_agent_turns_its_ports_to_error(
     silent (cut off) its chassis and ports turn to ``error`` within the timeout, and at
     once when it stops; the bridge keeps forwarding on its flows all the while."""
     ovs = hypervisor.ovs
-    with running_api(f"sqlite:{tmp_path / 'tether.db'}", agent_timeout=3) as url:
+    async with _agent_on_api(hypervisor, tmp_path, agent_timeout=3) as (http, agent):
+        await _eventually(lambda: _both_realized(http), "both ports realized")
+        target = ovs.bridge_target("br-int")
+        flows = await _tether_flows(ovs, target)
+        assert flows
+
+        async def settled() -> bool:
+            before = (await http.get("/healthz")).json()["revision"]
+            beats = agent.heartbeat.beats
+            await asyncio.sleep(1.5)  # at least one heartbeat (every 1 s)
+            after = (await http.get("/healthz")).json()["revision"]
+            return bool(after == before and agent.heartbeat.beats > beats)
+
+        await _eventually(settled, "heartbeats that write nothing")
+        assert (await _port_status(http, "vm1"))["state"] == "realized"
+
+        # cut off: the heartbeat stops, the agent and the switch go on
+        beating = agent._tasks[-1]
+        beating.cancel()
+
+        async def silent() -> bool:
+            chassis = (await http.get("/v1/chassis/hv1")).json()["status"]
+            return bool(chassis["state"] == "error")
+
+        await _eventually(silent, "hv1 in error after 3 s of silence", timeout=10)
+        status = await _port_status(http, "vm1")
+        assert status["state"] == "error" and "not heard from" in status["message"]
+        assert await _tether_flows(ovs, target) == flows, "the switch keeps its flows"
+
+        agent._tasks[-1] = asyncio.ensure_future(agent.heartbeat.run(agent._http))
+        await _eventually(lambda: _both_realized(http), "realized again")
+
+        await agent.stop()
+        assert (await _port_status(http, "vm1"))["state"] == "error", "at once"
+        assert await _tether_flows(ovs, target) == flows
+
+
+@contextlib.asynccontextmanager
+async def _agent_on_api(
+    hypervisor: Hypervisor, tmp_path: Path, **api_options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, HypervisorAgent]]:
+    """The API on a fresh store with network ``web`` (vm1, vm2) and agent hv1 started on
+    this hypervisor; the agent is stopped after, unless the test stopped it."""
+    ovs = hypervisor.ovs
+    with running_api(f"sqlite:{tmp_path / 'tether.db'}", **api_options) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             await _web(http, 1, 2)
             agent = HypervisorAgent(_settings(ovs, url), ovs)
             await agent.start()
-            stopped = False
             try:
-                await _eventually(lambda: _both_realized(http), "both ports realized")
-                target = ovs.bridge_target("br-int")
-                flows = await _tether_flows(ovs, target)
-                assert flows
-
-                async def settled() -> bool:
-                    before = (await http.get("/healthz")).json()["revision"]
-                    beats = agent.heartbeat.beats
-                    await asyncio.sleep(1.5)  # at least one heartbeat (every 1 s)
-                    after = (await http.get("/healthz")).json()["revision"]
-                    return bool(after == before and agent.heartbeat.beats > beats)
-
-                await _eventually(settled, "heartbeats that write nothing")
-                assert (await _port_status(http, "vm1"))["state"] == "realized"
-
-                # cut off: the heartbeat stops, the agent and the switch go on
-                beating = agent._tasks[-1]
-                beating.cancel()
-
-                async def silent() -> bool:
-                    chassis = (await http.get("/v1/chassis/hv1")).json()["status"]
-                    return bool(chassis["state"] == "error")
-
-                await _eventually(silent, "hv1 in error after 3 s of silence", timeout=10)
-                status = await _port_status(http, "vm1")
-                assert status["state"] == "error" and "not heard from" in status["message"]
-                assert await _tether_flows(ovs, target) == flows, "the switch keeps its flows"
-
-                agent._tasks[-1] = asyncio.ensure_future(agent.heartbeat.run(agent._http))
-                await _eventually(lambda: _both_realized(http), "realized again")
-
-                await agent.stop()
-                stopped = True
-                assert (await _port_status(http, "vm1"))["state"] == "error", "at once"
-                assert await _tether_flows(ovs, target) == flows
+                yield http, agent
             finally:
-                if not stopped:
+                if not agent.stopped:
                     await agent.stop()
 
 

@@ -169,6 +169,11 @@ class HypervisorAgent:
         )
 
     @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping
+
+    @property
     def unknown_vifs(self) -> int:
         """VIFs whose iface-id no port has (as last asked)."""
         return len(self._unknown)

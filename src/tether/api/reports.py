@@ -86,7 +86,8 @@ def _models(request: Request) -> ModelService:
 
 
 def _agent_timeout(request: Request) -> int:
-    return int(getattr(request.app.state, "agent_timeout", DEFAULT_AGENT_TIMEOUT))
+    timeout: int = request.app.state.agent_timeout
+    return timeout
 
 
 async def _resolve(request: Request, ref: str) -> Chassis:
@@ -218,7 +219,7 @@ def where_bound(service: ModelService, ports: Iterable[Port]) -> list[Bound]:
 async def port_statuses(store: Store, bound: list[Bound]) -> list[Status]:
     """The status each port's chassis's report gives it."""
     ids = {b.chassis.id for b in bound if b.chassis is not None}
-    reports, alive = await asyncio.gather(_reports(store, ids), _present(store, ids))
+    reports, alive = await reports_and_presence(store, ids)
     return [
         port_status(
             b.port,
@@ -242,8 +243,7 @@ async def reports_and_presence(
 
 async def chassis_statuses(store: Store, chassis: list[Chassis]) -> list[Status]:
     """The status each chassis's agent's report gives it."""
-    ids = [c.id for c in chassis]
-    reports, alive = await asyncio.gather(_reports(store, ids), _present(store, ids))
+    reports, alive = await reports_and_presence(store, [c.id for c in chassis])
     return [chassis_status(reports.get(c.id), alive=c.id in alive) for c in chassis]
 
 

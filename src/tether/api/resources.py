@@ -6,6 +6,7 @@ tenants). Lists are sorted by id and paginated with ``limit`` and the ``next`` c
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at runtime.
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -22,6 +23,7 @@ from tether.api.rollups import (
 from tether.api.runtime import gateway_status, gateway_statuses
 from tether.model import KINDS, InvalidError, Resource, Rules
 from tether.model.bulk import BulkRequest, apply_bulk
+from tether.model.catalog import KIND_OF
 from tether.model.fields import parse_cidr
 from tether.model.resources import (
     Chassis,
@@ -46,12 +48,15 @@ from tether.model.resources import (
     Status,
 )
 from tether.service.models import ModelService
+from tether.store import Store
 from tether.vtep.schema_check import ensure_state_consistent
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1")
 R = TypeVar("R", bound=Resource)
+N = TypeVar("N")
+"""What a rolled-up status needs, read from the catalog (:mod:`.rollups`)."""
 
 KIND_CLASS: dict[str, type[Resource]] = KINDS
 MAX_PAGE = 1000
@@ -129,15 +134,29 @@ async def _write(request: Request, operation: Any) -> Any:
 async def list_networks(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
+    return await _rolled_up_page(
+        request, Network, network_needs, network_statuses, tenant=tenant, limit=limit, after=after
+    )
+
+
+async def _rolled_up_page(
+    request: Request,
+    cls: type[R],
+    needs_of: Callable[[ModelService, list[R]], list[N]],
+    statuses_of: Callable[[Store, list[N]], Awaitable[list[Status]]],
+    *,
+    tenant: str | None,
+    limit: int,
+    after: str | None,
+) -> Page:
+    """A page of networks or routers, each with its status rolled up (:mod:`.rollups`):
+    what each needs is read under the model lock, the agents' records after it."""
     service = _service(request)
     async with service.reading():
-        page = _page(
-            service.objects("networks"), after=after, limit=limit, filters={"tenant": tenant}
-        )
-        needs = network_needs(
-            service, [service.catalog.get(Network, item["id"]) for item in page.items]
-        )
-    _set_statuses(page, await network_statuses(request.app.state.store, needs))
+        kind = KIND_OF[cls]
+        page = _page(service.objects(kind), after=after, limit=limit, filters={"tenant": tenant})
+        needs = needs_of(service, [service.catalog.get(cls, item["id"]) for item in page.items])
+    _set_statuses(page, await statuses_of(request.app.state.store, needs))
     return page
 
 
@@ -245,16 +264,9 @@ async def delete_port(request: Request, ref: str, tenant: str | None = TenantQue
 async def list_routers(
     request: Request, tenant: str | None = None, limit: int = Limit, after: str | None = After
 ) -> Page:
-    service = _service(request)
-    async with service.reading():
-        page = _page(
-            service.objects("routers"), after=after, limit=limit, filters={"tenant": tenant}
-        )
-        needs = router_needs(
-            service, [service.catalog.get(Router, item["id"]) for item in page.items]
-        )
-    _set_statuses(page, await router_statuses(request.app.state.store, needs))
-    return page
+    return await _rolled_up_page(
+        request, Router, router_needs, router_statuses, tenant=tenant, limit=limit, after=after
+    )
 
 
 @router.post("/routers", response_model=Router, status_code=201, tags=["routers"])
